@@ -1,0 +1,63 @@
+"""The small interface the engine needs from a cloud (one facade per target).
+
+Everything that talks to a region goes through these methods; the engine never reaches
+past them. Regions are named by their plain name here ("Madrid"); the facade fills
+``Image.region`` with the fullname it is given at construction (``target:region`` for
+non-master targets) through :meth:`fullname`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from glancesync.image import Image
+    from glancesync.transfer import ImageSource
+
+# Metadata changes: "name" and "visibility" set those attributes; any other key is a user
+# property; a value of None removes that property. Nothing else is ever sent.
+MetadataChanges = dict[str, "str | None"]
+
+
+class Facade(ABC):
+    def __init__(self, target_name: str) -> None:
+        self.target_name = target_name
+
+    def fullname(self, region: str) -> str:
+        return region if self.target_name == "master" else f"{self.target_name}:{region}"
+
+    @abstractmethod
+    def regions(self) -> list[str]:
+        """Plain names of the regions of this target that have an image service."""
+
+    @abstractmethod
+    def tenant_id(self) -> str:
+        """The project id images uploaded through this facade are owned by."""
+
+    @abstractmethod
+    def list_images(self, region: str) -> list[Image]:
+        """Every image the region lists to us (public, own, shared, hidden), any status."""
+
+    @abstractmethod
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        """Create an image with ``image``'s metadata and upload ``source``'s bytes.
+
+        Sent at create: name, visibility, properties, disk_format, container_format,
+        min_ram, min_disk, protected. Returns the new image as the region reports it after
+        the upload (checksum and hash filled). On any failure after the create the created
+        image is deleted before FacadeError is raised.
+        """
+
+    @abstractmethod
+    def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        """Apply exactly ``changes`` (see MetadataChanges); raises FacadeError."""
+
+    @abstractmethod
+    def delete_image(self, region: str, image_id: str) -> None:
+        """Delete one image; raises FacadeError."""
+
+    @abstractmethod
+    def download(self, region: str, image_id: str) -> Iterator[bytes]:
+        """Stream an image's bytes in chunks (used to read from the master region)."""

@@ -1,0 +1,166 @@
+"""The Image value object (Glance v2 fields) and its backup-CSV row form."""
+
+from __future__ import annotations
+
+import ast
+import copy
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+VISIBILITIES = ("public", "private", "shared", "community")
+
+# Top-level v2 attributes that are not user properties (SPEC §10 row 4).
+CORE_ATTRIBUTES = frozenset(
+    {
+        "id", "name", "status", "visibility", "protected", "os_hidden", "checksum",
+        "os_hash_algo", "os_hash_value", "owner", "size", "virtual_size", "min_ram",
+        "min_disk", "disk_format", "container_format", "created_at", "updated_at", "tags",
+        "self", "file", "schema", "locations", "direct_url", "stores", "is_public",
+    }
+)
+RESERVED_PREFIXES = ("os_glance_", "owner_specified.openstack.")
+
+AMI_PROPERTIES = ("kernel_id", "ramdisk_id")
+
+
+def is_user_property(key: str) -> bool:
+    return key not in CORE_ATTRIBUTES and not key.startswith(RESERVED_PREFIXES)
+
+
+@dataclass
+class Image:
+    """One Glance image as the engine sees it, whatever facade listed it."""
+
+    id: str
+    name: str | None
+    region: str = ""  # fullname of the region it was listed in: "Burgos", "other:Madrid"
+    owner: str | None = None
+    visibility: str = "public"
+    checksum: str | None = None  # md5 hex
+    size: int = 0
+    status: str = "active"
+    properties: dict[str, str] = field(default_factory=dict)  # user properties only
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+    disk_format: str | None = None
+    container_format: str | None = None
+    min_ram: int = 0
+    min_disk: int = 0
+    protected: bool = False
+
+    def __post_init__(self) -> None:
+        # Values are strings in Glance v2; old backups may hold ints (SPEC §4.2).
+        self.properties = {str(k): _as_str(v) for k, v in dict(self.properties).items()}
+        self.size = int(self.size or 0)
+
+    # -- compatibility with old metadata_condition expressions -------------------------
+    @property
+    def is_public(self) -> bool:
+        return self.visibility == "public"
+
+    @property
+    def user_properties(self) -> dict[str, str]:
+        return self.properties
+
+    # -- content identity (DESIGN: multihash when both sides have it, else md5) --------
+    def same_content(self, other: Image) -> bool:
+        if (
+            self.os_hash_value
+            and other.os_hash_value
+            and self.os_hash_algo == other.os_hash_algo
+        ):
+            return self.os_hash_value == other.os_hash_value
+        return self.checksum is not None and self.checksum == other.checksum
+
+    def content_ids(self) -> set[str]:
+        """Every value a checksum list (dontupdate/replace/rename) may name this image by."""
+        return {v for v in (self.checksum, self.os_hash_value) if v}
+
+    def copy(self, **changes: Any) -> Image:
+        return replace(copy.deepcopy(self), **changes)
+
+    def __str__(self) -> str:
+        return (
+            f"Region: {self.region} Name: {self.name} Id: {self.id} Status: {self.status} "
+            f"Size: {self.size} Checksum: {self.checksum} Owner: {self.owner} "
+            f"Visibility: {self.visibility} Properties: {self.properties!r}"
+        )
+
+    # -- backup CSV (SPEC §4.3; fields 10+ are ours) ---------------------------------
+    def to_csv_row(self) -> list[str]:
+        return [
+            self.region,
+            self.name or "",
+            self.id,
+            self.status,
+            str(self.size),
+            self.checksum or "",
+            self.owner or "",
+            _visibility_to_field(self.visibility),
+            repr(dict(sorted(self.properties.items()))),
+            self.os_hash_algo or "",
+            self.os_hash_value or "",
+            self.disk_format or "",
+            self.container_format or "",
+            str(self.min_ram),
+            str(self.min_disk),
+            str(self.protected),
+        ]
+
+    @classmethod
+    def from_csv_row(cls, row: list[str], region: str | None = None) -> Image:
+        """Parse a backup row; raises ValueError with the reason on a malformed row."""
+        if len(row) < 9:
+            raise ValueError(f"expected at least 9 fields, found {len(row)}")
+        extra = list(row[9:16]) + [""] * (16 - max(len(row), 9))
+        try:
+            props = ast.literal_eval(row[8].strip() or "{}")
+        except (ValueError, SyntaxError) as exc:
+            raise ValueError(f"properties field is not a literal dict: {row[8]!r}") from exc
+        if not isinstance(props, dict):
+            raise ValueError(f"properties field is not a dict: {row[8]!r}")
+        try:
+            size = int(row[4] or 0)
+            min_ram = int(extra[4] or 0)
+            min_disk = int(extra[5] or 0)
+        except ValueError as exc:
+            raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
+        return cls(
+            region=region if region is not None else row[0],
+            name=row[1] or None,
+            id=row[2],
+            status=row[3],
+            size=size,
+            checksum=row[5] or None,
+            owner=row[6] or None,
+            visibility=_visibility_from_field(row[7]),
+            properties=props,
+            os_hash_algo=extra[0] or None,
+            os_hash_value=extra[1] or None,
+            disk_format=extra[2] or None,
+            container_format=extra[3] or None,
+            min_ram=min_ram,
+            min_disk=min_disk,
+            protected=extra[6].strip() == "True",
+        )
+
+
+def _as_str(value: Any) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    return value if isinstance(value, str) else str(value)
+
+
+def _visibility_to_field(visibility: str) -> str:
+    return {"public": "True", "private": "False"}.get(visibility, visibility)
+
+
+def _visibility_from_field(text: str) -> str:
+    text = text.strip()
+    if text == "True":
+        return "public"
+    if text in ("False", ""):
+        return "private"
+    if text not in VISIBILITIES:
+        raise ValueError(f"unknown visibility {text!r}")
+    return text
