@@ -1,0 +1,216 @@
+"""argv -> options, facades, dispatch, exit codes. The only place errors become output."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import fcntl
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from glancesync import __version__
+from glancesync.config import Settings, load_settings
+from glancesync.exceptions import GlanceSyncError, LockError
+from glancesync.facade.base import Facade
+from glancesync.plan import RegionPlan
+from glancesync.runner import Runner
+
+log = logging.getLogger("glancesync")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="glancesync",
+        description="A tool to sync images from a master region to other regions",
+    )
+    parser.add_argument(
+        "regions",
+        nargs="*",
+        metavar="region",
+        help="region where the images are uploaded to (REGION, target:REGION, or target: "
+        "for all the regions of a target)",
+    )
+    parser.add_argument("--parallel", action="store_true", help="sync several regions in parallel")
+    parser.add_argument(
+        "--config",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override configuration options (e.g. main.master_region=Valladolid "
+        "\"metadata_condition=image.name=='name1'\")",
+    )
+    parser.add_argument(
+        "--config-file",
+        metavar="FILE",
+        help="configuration file (default: $GLANCESYNC_CONFIG, else /etc/glancesync.conf)",
+    )
+    parser.add_argument(
+        "--offline",
+        metavar="DIR",
+        default=os.environ.get("GLANCESYNC_OFFLINE_DIR"),
+        help="use the backup_<region>.csv files in DIR as the regions (no cloud is "
+        "contacted; env GLANCESYNC_OFFLINE_DIR)",
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="do not upload actually the images")
+    mode.add_argument(
+        "--show-status",
+        action="store_true",
+        help="do not sync, but show the synchronisation status",
+    )
+    mode.add_argument(
+        "--show-regions", action="store_true", help="do not sync, only show the available regions"
+    )
+    mode.add_argument(
+        "--make-backups",
+        "--make-backup",
+        dest="make_backups",
+        action="store_true",
+        help="do not sync, make a backup of the regions' metadata",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("csv", "json"),
+        default="csv",
+        help="output format of --show-status (default csv: status,region,image)",
+    )
+    parser.add_argument(
+        "--lock-file",
+        metavar="FILE",
+        default=os.environ.get("GLANCESYNC_LOCK_FILE"),
+        help="lock held during a sync so that two runs never overlap",
+    )
+    parser.add_argument("--version", action="version", version=f"glancesync {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # `--config` takes several values: region names typed after it land there (no '=').
+    args.regions += [token for token in args.config if "=" not in token]
+    args.config = [token for token in args.config if "=" in token]
+    data_on_stdout = args.show_status or args.show_regions
+    _setup_logging(sys.stderr if data_on_stdout else sys.stdout)
+    try:
+        return run(args)
+    except GlanceSyncError as exc:
+        log.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        return 130
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config_file, args.config)
+    runner = Runner(settings, facade_factory(settings, args.offline))
+    if args.show_regions:
+        print(runner.show_regions())
+        return 0
+    refs = runner.region_list(args.regions)
+    if args.show_status:
+        plans, code = runner.status(refs)
+        print_status(plans, args.format)
+        return code
+    if args.make_backups:
+        return runner.make_backups(refs)
+    if args.dry_run:
+        return runner.sync_parallel(refs, True) if args.parallel else runner.sync(refs, True)
+    with run_lock(lock_path(args)):
+        return runner.sync_parallel(refs, False) if args.parallel else runner.sync(refs, False)
+
+
+def facade_factory(settings: Settings, offline_dir: str | None):
+    def make(target_name: str) -> Facade:
+        target = settings.targets[target_name]
+        if offline_dir:
+            from glancesync.facade.offline import OfflineFacade
+
+            return OfflineFacade(
+                target_name, offline_dir, target.tenant_id, target.credentials.project_name
+            )
+        from glancesync.facade.openstack import OpenStackFacade
+
+        return OpenStackFacade(target_name, target.credentials, target.list_images_timeout)
+
+    return make
+
+
+def print_status(plans: list[RegionPlan], fmt: str) -> None:
+    if fmt == "json":
+        rows = [
+            {
+                "status": p.status,
+                "region": plan.region,
+                "image": p.name,
+                "size": p.master.size,
+                "master_id": p.master.id,
+                "dest_id": p.dest.id if p.dest else None,
+                "changes": sorted(p.changes),
+            }
+            for plan in plans
+            for p in plan.images
+        ]
+        obsolete = [
+            {"region": plan.region, "image": u.dest.name, "new_name": u.new_name}
+            for plan in plans
+            for u in plan.obsolete
+        ]
+        json.dump({"images": rows, "obsolete": obsolete}, sys.stdout, indent=2)
+        print()
+        return
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    for plan in plans:
+        for p in plan.images:
+            writer.writerow([p.status, plan.region, p.name])
+
+
+def lock_path(args: argparse.Namespace) -> str:
+    if args.lock_file:
+        return args.lock_file
+    if args.offline:
+        return os.path.join(args.offline, ".glancesync.lock")
+    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return os.path.join(base, f"glancesync-{os.getuid()}.lock")
+
+
+@contextmanager
+def run_lock(path: str) -> Iterator[None]:
+    try:
+        handle = open(path, "a+")
+    except OSError as exc:
+        raise LockError(f"cannot open lock file {path}: {exc.strerror} (set --lock-file)") from exc
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise LockError(
+                f"another glancesync run (pid {holder}) holds {path}; wait for it to finish"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def _setup_logging(stream) -> None:
+    logger = logging.getLogger("glancesync")
+    logger.handlers.clear()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

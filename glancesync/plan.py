@@ -1,0 +1,220 @@
+"""PURE: master images + one region's images + target config -> statuses and actions.
+
+This is where every status is decided. ``--show-status`` prints a RegionPlan, ``--dry-run``
+narrates it, a sync applies it (executor.py): the three can never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from glancesync import ami
+from glancesync.config import TargetConfig
+from glancesync.facade.base import MetadataChanges
+from glancesync.image import AMI_PROPERTIES, Image
+from glancesync.obsolete import ObsoleteUpdate, obsolete_masters, obsolete_updates
+from glancesync.selection import same_owner, selected_images
+
+OK = "ok"
+OK_STALLED_CHECKSUM = "ok_stalled_checksum"
+ERROR_CHECKSUM = "error_checksum"
+ERROR_AMI = "error_ami"
+PENDING_METADATA = "pending_metadata"
+PENDING_UPLOAD = "pending_upload"
+PENDING_REPLACE = "pending_replace"
+PENDING_RENAME = "pending_rename"
+PENDING_AMI = "pending_ami"
+
+FINAL_STATUSES = (OK, OK_STALLED_CHECKSUM)
+ERROR_STATUSES = (ERROR_CHECKSUM, ERROR_AMI)
+CONTENT_STATUSES = (PENDING_UPLOAD, PENDING_REPLACE, PENDING_RENAME)
+
+
+@dataclass
+class ImagePlan:
+    status: str
+    master: Image
+    dest: Image | None  # the destination image matched by name (None: not there)
+    ami_refs: dict[str, str | None] = field(default_factory=dict)  # prop -> master name
+    changes: MetadataChanges = field(default_factory=dict)  # known at plan time
+
+    @property
+    def name(self) -> str:
+        return self.master.name or ""
+
+
+@dataclass
+class RegionPlan:
+    region: str  # fullname
+    images: list[ImagePlan]  # sorted by size, then name
+    obsolete: list[ObsoleteUpdate]
+    warnings: list[str]
+    dest_ids: dict[str, str]  # name -> id of the destination images kept in place
+    dest_names: set[str]  # every name present in the region (for .old naming)
+
+    def with_status(self, *statuses: str) -> list[ImagePlan]:
+        return [p for p in self.images if p.status in statuses]
+
+    def upload_order(self) -> list[ImagePlan]:
+        """Content work: kernels/ramdisks first (their ids are needed), then size, name."""
+        referenced = ami.referenced_names({p.name: p.ami_refs for p in self.images})
+        work = self.with_status(*CONTENT_STATUSES, ERROR_CHECKSUM)
+        return sorted(work, key=lambda p: (p.name not in referenced, p.master.size, p.name))
+
+    @property
+    def needs_operator(self) -> list[ImagePlan]:
+        return self.with_status(*ERROR_STATUSES)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self.obsolete) or any(
+            p.status not in FINAL_STATUSES + ERROR_STATUSES or p.changes for p in self.images
+        )
+
+
+def plan_region(
+    region: str,
+    master: dict[str, Image],
+    dest_images: list[Image],
+    target: TargetConfig,
+    tenant_id: str,
+) -> RegionPlan:
+    selected = selected_images(master, target)
+    master_by_id = {image.id: image for image in master.values()}
+    matched, warnings = match_destination(region, selected, dest_images, target, tenant_id)
+
+    content = {name: _content_status(m, matched.get(name), target) for name, m in selected.items()}
+    pending = {name for name, status in content.items() if status in CONTENT_STATUSES}
+    in_place = {name: image for name, image in matched.items() if name not in pending}
+    dest_ids = {name: image.id for name, image in in_place.items()}
+
+    plans = []
+    for name, m in selected.items():
+        refs = ami.references(m, master_by_id)
+        status, dest = content[name], matched.get(name)
+        changes: MetadataChanges = {}
+        if status in CONTENT_STATUSES:
+            if ami.check(None, refs, in_place, pending) == ami.MISSING:
+                status = ERROR_AMI
+        elif status is None:  # same content in place: compare metadata and AMI references
+            assert dest is not None
+            state = ami.check(dest, refs, in_place, pending)
+            ami_values = ami.resolve(refs, dest_ids) if state in (ami.READY, ami.UPDATE) else None
+            changes = metadata_changes(m, dest, target.metadata_set, ami_values)
+            status = {ami.MISSING: ERROR_AMI, ami.PENDING: PENDING_AMI}.get(
+                state, PENDING_METADATA if changes else OK
+            )
+        plans.append(ImagePlan(status, m, dest, refs, changes))
+    plans.sort(key=lambda p: (p.master.size, p.name))
+
+    obsolete: list[ObsoleteUpdate] = []
+    if target.support_obsolete_images:
+        masters, obsolete_warnings = obsolete_masters(master, target)
+        warnings += obsolete_warnings
+        obsolete = obsolete_updates(masters, dest_images, target, tenant_id)
+    names = {image.name for image in dest_images if image.name}
+    return RegionPlan(region, plans, obsolete, warnings, dest_ids, names)
+
+
+def match_destination(
+    region: str,
+    selected: dict[str, Image],
+    dest_images: list[Image],
+    target: TargetConfig,
+    tenant_id: str,
+) -> tuple[dict[str, Image], list[str]]:
+    """Pair destination images with selected master images by name (SPEC §6.1)."""
+    matched: dict[str, Image] = {}
+    warnings: list[str] = []
+    for dest in dest_images:
+        name = dest.name
+        if not name or name not in selected:
+            continue
+        if not same_owner(dest.owner, tenant_id):
+            warnings.append(
+                f"{region}: image {name} (UUID {dest.id}) is owned by other tenant: {dest.owner}"
+            )
+            if target.only_tenant_images:
+                continue
+        if dest.status != "active":
+            warnings.append(
+                f"{region}: state of image {name} with UUID {dest.id} is not active: {dest.status}"
+            )
+            continue
+        previous = matched.get(name)
+        if previous is not None:
+            warnings.append(
+                f"{region}: image name {name} is duplicated. UUIDs: {dest.id} {previous.id}"
+            )
+            master = selected[name]
+            if not (dest.same_content(master) and not previous.same_content(master)):
+                continue
+        matched[name] = dest
+    return matched, warnings
+
+
+def _content_status(master: Image, dest: Image | None, target: TargetConfig) -> str | None:
+    """The status decided by content alone; None when the content is the same."""
+    if dest is None:
+        return PENDING_UPLOAD
+    if dest.same_content(master):
+        return None
+    ids = dest.content_ids()
+    # Specific values beat "any"; for the same value rename beats replace (it keeps data).
+    for values in (ids, {"any"}):
+        if values & target.dontupdate:
+            return OK_STALLED_CHECKSUM
+        if values & target.rename:
+            return PENDING_RENAME
+        if values & target.replace:
+            return PENDING_REPLACE
+    return ERROR_CHECKSUM
+
+
+def metadata_changes(
+    master: Image,
+    dest: Image,
+    metadata_set: frozenset[str],
+    ami_values: dict[str, str | None] | None,
+) -> MetadataChanges:
+    """The diff that makes ``dest`` carry the master's metadata.
+
+    Properties: those of ``metadata_set`` (others are local to the region), or all of
+    them when it is empty. Visibility always. AMI references only when resolved
+    (``ami_values``: prop -> destination UUID, None to remove).
+    """
+    changes: MetadataChanges = {}
+    scope = set(metadata_set) if metadata_set else set(master.properties) | set(dest.properties)
+    for prop in sorted(scope - set(AMI_PROPERTIES)):
+        if prop in master.properties:
+            if dest.properties.get(prop) != master.properties[prop]:
+                changes[prop] = master.properties[prop]
+        elif prop in dest.properties:
+            changes[prop] = None
+    if dest.visibility != master.visibility:
+        changes["visibility"] = master.visibility
+    for prop, value in (ami_values or {}).items():
+        if dest.properties.get(prop) != value and (value is not None or prop in dest.properties):
+            changes[prop] = value
+    return changes
+
+
+def upload_properties(
+    master: Image, metadata_set: frozenset[str], ami_values: dict[str, str | None]
+) -> dict[str, str]:
+    """Properties a new copy is created with: ``metadata_set`` ones (or all), AMI resolved."""
+    props = {
+        key: value
+        for key, value in master.properties.items()
+        if key not in AMI_PROPERTIES and (not metadata_set or key in metadata_set)
+    }
+    props.update({key: value for key, value in ami_values.items() if value is not None})
+    return props
+
+
+def old_name(name: str, existing: set[str]) -> str:
+    """Name for a renamed image: ``<name>.old``, else the first free ``<name>.old.N``."""
+    candidate, n = f"{name}.old", 1
+    while candidate in existing:
+        candidate, n = f"{name}.old.{n}", n + 1
+    return candidate

@@ -1,0 +1,268 @@
+"""One region after another, or forked children (--parallel, max_children).
+
+The Runner owns the facades (one per target), lists the master region once per run,
+builds the region list from the command line and runs the per-region jobs: plan +
+execute, status report, backup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from glancesync import backup
+from glancesync.config import Settings
+from glancesync.exceptions import (
+    EXIT_NEEDS_OPERATOR,
+    EXIT_OK,
+    EXIT_REGION_FAILED,
+    ConfigError,
+    FacadeError,
+    GlanceSyncError,
+)
+from glancesync.executor import Executor, RegionResult
+from glancesync.facade.base import Facade
+from glancesync.image import Image
+from glancesync.plan import RegionPlan, plan_region
+from glancesync.selection import master_images
+from glancesync.transfer import source_for
+
+log = logging.getLogger("glancesync")
+
+FacadeFactory = Callable[[str], Facade]  # target name -> facade
+
+
+@dataclass(frozen=True)
+class RegionRef:
+    target: str
+    region: str
+
+    @property
+    def fullname(self) -> str:
+        return self.region if self.target == "master" else f"{self.target}:{self.region}"
+
+
+def exit_code(results: list[RegionResult]) -> int:
+    if any(r.failed for r in results):
+        return EXIT_REGION_FAILED
+    if any(r.needs_operator for r in results):
+        return EXIT_NEEDS_OPERATOR
+    return EXIT_OK
+
+
+class Runner:
+    def __init__(self, settings: Settings, make_facade: FacadeFactory) -> None:
+        self.settings = settings
+        self._make_facade = make_facade
+        self._facades: dict[str, Facade] = {}
+        self._master: dict[str, Image] | None = None
+
+    # -- facades and the master listing ---------------------------------------------
+    def facade(self, target: str) -> Facade:
+        if target not in self._facades:
+            self._facades[target] = self._make_facade(target)
+        return self._facades[target]
+
+    def master(self) -> dict[str, Image]:
+        """The master dict, listed once per run (SPEC §5.1)."""
+        if self._master is None:
+            facade = self.facade("master")
+            images = facade.list_images(self.settings.master_region)
+            self._master, warnings = master_images(images, facade.tenant_id())
+            for warning in warnings:
+                log.warning(warning)
+        return self._master
+
+    # -- region list (SPEC §3.3) ----------------------------------------------------
+    def target_regions(self, target: str) -> list[RegionRef]:
+        config = self.settings.targets[target]
+        regions = [
+            RegionRef(target, region)
+            for region in self.facade(target).regions()
+            if region not in config.ignore_regions
+            and not (target == "master" and region == self.settings.master_region)
+        ]
+        return regions
+
+    def region_list(self, args: list[str]) -> list[RegionRef]:
+        refs: list[RegionRef] = []
+        computed = not args
+        for arg in args:
+            target, sep, region = arg.rpartition(":")
+            target = target if sep else "master"
+            if target not in self.settings.targets:
+                known = ", ".join(f"{t}:" for t in self.settings.targets)
+                raise ConfigError(f"unknown target '{target}' in '{arg}' (known targets: {known})")
+            if not region:
+                refs += self.target_regions(target)
+                computed = True
+                continue
+            available = self.facade(target).regions()
+            if region not in available:
+                raise ConfigError(
+                    f"unknown region '{region}' in target {target} "
+                    f"(its regions: {', '.join(available) or 'none'})"
+                )
+            refs.append(RegionRef(target, region))
+        if not args:
+            refs = self.target_regions("master")
+        if computed:
+            refs = preferable_order(refs, self.settings.preferable_order)
+        return refs
+
+    def show_regions(self) -> str:
+        return " ".join(
+            ref.fullname for t in self.settings.targets for ref in self.target_regions(t)
+        )
+
+    # -- per-region jobs --------------------------------------------------------------
+    def plan(self, ref: RegionRef) -> RegionPlan:
+        facade = self.facade(ref.target)
+        target = self.settings.targets[ref.target]
+        images = facade.list_images(ref.region)
+        return plan_region(ref.fullname, self.master(), images, target, facade.tenant_id())
+
+    def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
+        try:
+            plan = self.plan(ref)
+        except FacadeError as exc:
+            log.error(str(exc))
+            return RegionResult(ref.fullname, failed=True)
+        master_facade = self.facade("master")
+
+        def source(master: Image):
+            return source_for(
+                master, self.settings.images_dir, master_facade, self.settings.master_region
+            )
+
+        facade = self.facade(ref.target)
+        target = self.settings.targets[ref.target]
+        return Executor(facade, ref.region, target, plan, source, dry_run).run()
+
+    def sync(self, refs: list[RegionRef], dry_run: bool) -> int:
+        print(f"======Master is {self.settings.master_region}", flush=True)
+        results = []
+        for ref in refs:
+            print(f"======{ref.fullname}", flush=True)
+            results.append(self.sync_region(ref, dry_run))
+        return exit_code(results)
+
+    def sync_parallel(self, refs: list[RegionRef], dry_run: bool, base: str = ".") -> int:
+        self.master()  # listed once, inherited by the children
+        logdir = _unique_dir(os.path.join(base, datetime.now().strftime("sync_%Y%m%d_%H%M%S")))
+        print(f"======Master is {self.settings.master_region}", flush=True)
+        running: dict[int, RegionRef] = {}
+        codes: list[int] = []
+        for ref in refs:
+            while len(running) >= self.settings.max_children:
+                codes.append(self._wait_child(running))
+            sys.stdout.flush()
+            sys.stderr.flush()
+            pid = os.fork()
+            if pid == 0:  # child
+                os._exit(self._child(ref, dry_run, logdir))
+            running[pid] = ref
+        while running:
+            codes.append(self._wait_child(running))
+        print("All is done.", flush=True)
+        return max(codes, key=_severity, default=EXIT_OK)
+
+    def _child(self, ref: RegionRef, dry_run: bool, logdir: str) -> int:
+        try:
+            # Connections of the parent must not be shared: new facades in the child.
+            self._facades.clear()
+            root = logging.getLogger("glancesync")
+            for handler in list(root.handlers):
+                root.removeHandler(handler)
+            path = os.path.join(logdir, f"{ref.fullname}.txt")
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
+            root.addHandler(handler)
+            return exit_code([self.sync_region(ref, dry_run)])
+        except GlanceSyncError as exc:
+            log.error(str(exc))
+            return exc.exit_code
+        except BaseException as exc:  # a bug: say so in the region's log, never silently
+            log.exception(f"{ref.fullname}: unexpected error: {exc!r}")
+            return EXIT_REGION_FAILED
+
+    @staticmethod
+    def _wait_child(running: dict[int, RegionRef]) -> int:
+        while True:
+            pid, status = os.wait()
+            if pid in running:
+                break
+        ref = running.pop(pid)
+        code = os.waitstatus_to_exitcode(status)
+        code = code if code >= 0 else EXIT_REGION_FAILED
+        suffix = (
+            ""
+            if code == EXIT_OK
+            else " with errors"
+            if code != EXIT_NEEDS_OPERATOR
+            else (" (some images need the operator)")
+        )
+        print(f"Region {ref.fullname} has finished{suffix}", flush=True)
+        return code
+
+    def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
+        plans, failed = [], False
+        for ref in refs:
+            try:
+                plans.append(self.plan(ref))
+            except FacadeError as exc:
+                log.error(str(exc))
+                failed = True
+        for plan in plans:
+            for warning in plan.warnings:
+                log.warning(warning)
+        if failed:
+            return plans, EXIT_REGION_FAILED
+        return plans, EXIT_NEEDS_OPERATOR if any(p.needs_operator for p in plans) else EXIT_OK
+
+    def make_backups(self, refs: list[RegionRef], base: str = ".") -> int:
+        directory = backup.make_backup_dir(base)
+        master = RegionRef("master", self.settings.master_region)
+        failed = False
+        for ref in [master] + [r for r in refs if r != master]:
+            try:
+                images = self.facade(ref.target).list_images(ref.region)
+                backup.write_backup(directory, ref.fullname, images)
+                log.info(f"Backup of region {ref.fullname}")
+            except FacadeError as exc:
+                log.error(f"{ref.fullname}: Error retrieving images from region. Cause {exc}")
+                failed = True
+        print(directory, flush=True)
+        return EXIT_REGION_FAILED if failed else EXIT_OK
+
+
+def preferable_order(refs: list[RegionRef], order: tuple[str, ...]) -> list[RegionRef]:
+    """Entries of ``preferable_order`` first, in that order; then the rest as they were."""
+    rest = list(refs)
+    first = []
+    for wanted in order:
+        for ref in rest:
+            if ref.fullname == wanted:
+                first.append(ref)
+                rest.remove(ref)
+                break
+    return first + rest
+
+
+def _severity(code: int) -> int:
+    return {EXIT_OK: 0, EXIT_NEEDS_OPERATOR: 1}.get(code, 2)
+
+
+def _unique_dir(path: str) -> str:
+    candidate, n = path, 1
+    while True:
+        try:
+            os.makedirs(candidate)
+            return candidate
+        except FileExistsError:
+            n += 1
+            candidate = f"{path}_{n}"
