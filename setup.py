@@ -8,7 +8,7 @@ setup(
     long_description_content_type="text/x-rst",
     license="Apache-2.0",
     packages=find_packages(include=["glancesync", "glancesync.*"]),
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     install_requires=[
         line.strip()
         for line in open("requirements.txt", encoding="utf-8")
