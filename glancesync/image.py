@@ -12,10 +12,32 @@ VISIBILITIES = ("public", "private", "shared", "community")
 # Top-level v2 attributes that are not user properties (SPEC §10 row 4).
 CORE_ATTRIBUTES = frozenset(
     {
-        "id", "name", "status", "visibility", "protected", "os_hidden", "checksum",
-        "os_hash_algo", "os_hash_value", "owner", "size", "virtual_size", "min_ram",
-        "min_disk", "disk_format", "container_format", "created_at", "updated_at", "tags",
-        "self", "file", "schema", "locations", "direct_url", "stores", "is_public",
+        "id",
+        "name",
+        "status",
+        "visibility",
+        "protected",
+        "os_hidden",
+        "checksum",
+        "os_hash_algo",
+        "os_hash_value",
+        "owner",
+        "size",
+        "virtual_size",
+        "min_ram",
+        "min_disk",
+        "disk_format",
+        "container_format",
+        "created_at",
+        "updated_at",
+        "tags",
+        "self",
+        "file",
+        "schema",
+        "locations",
+        "direct_url",
+        "stores",
+        "is_public",
     }
 )
 RESERVED_PREFIXES = ("os_glance_", "owner_specified.openstack.")
@@ -64,11 +86,7 @@ class Image:
 
     # -- content identity (DESIGN: multihash when both sides have it, else md5) --------
     def same_content(self, other: Image) -> bool:
-        if (
-            self.os_hash_value
-            and other.os_hash_value
-            and self.os_hash_algo == other.os_hash_algo
-        ):
+        if self.os_hash_value and other.os_hash_value and self.os_hash_algo == other.os_hash_algo:
             return self.os_hash_value == other.os_hash_value
         return self.checksum is not None and self.checksum == other.checksum
 
@@ -113,9 +131,13 @@ class Image:
         if len(row) < 9:
             raise ValueError(f"expected at least 9 fields, found {len(row)}")
         extra = list(row[9:16]) + [""] * (16 - max(len(row), 9))
+        if not row[2].strip():
+            raise ValueError("id field is empty")
         try:
             props = ast.literal_eval(row[8].strip() or "{}")
-        except (ValueError, SyntaxError) as exc:
+        # literal_eval also raises TypeError ({[1]: 2}), MemoryError and RecursionError
+        # (absurdly nested input); all mean "not a literal dict", never a crash.
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
             raise ValueError(f"properties field is not a literal dict: {row[8]!r}") from exc
         if not isinstance(props, dict):
             raise ValueError(f"properties field is not a dict: {row[8]!r}")

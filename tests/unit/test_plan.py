@@ -70,7 +70,9 @@ def test_selection_rules_in_order():
     with_set = TargetConfig("master", metadata_set=frozenset({"p3", "p2"}))
     assert is_synchronisable(public, with_set)
     assert not is_synchronisable(img("bare"), with_set)
-    assert not is_synchronisable(img("priv", visibility="private", properties={"p3": "1"}), with_set)
+    assert not is_synchronisable(
+        img("priv", visibility="private", properties={"p3": "1"}), with_set
+    )
 
 
 # -- statuses ----------------------------------------------------------------------

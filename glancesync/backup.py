@@ -1,0 +1,196 @@
+"""Backups: ``backup_glance_<timestamp>/backup_<region fullname>.csv`` (SPEC §4.3).
+
+A backup directory is also a valid offline directory (glancesync.facade.offline), so the
+reading and atomic-writing helpers live here and the offline facade reuses them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import secrets
+import stat
+from collections.abc import Iterable
+from datetime import datetime
+
+from glancesync.exceptions import FacadeError
+from glancesync.image import Image
+
+BACKUP_DIR_PREFIX = "backup_glance_"
+BACKUP_FILE_PREFIX = "backup_"
+BACKUP_FILE_SUFFIX = ".csv"
+
+
+def backup_filename(fullname: str) -> str:
+    # The old tool wrote "backup_other:Madrid.csv"; the ":" is kept so old backups and
+    # ours are interchangeable offline directories.
+    return f"{BACKUP_FILE_PREFIX}{fullname}{BACKUP_FILE_SUFFIX}"
+
+
+def backup_dirname(now: datetime | None = None) -> str:
+    """``backup_glance_2026-11-23T12-54-26.117838`` (local time).
+
+    Unlike the old ``isoformat()`` name there is no ``:`` (SPEC §11.18), and the
+    microseconds are always present so names have a fixed width and sort by time.
+    """
+    now = now or datetime.now()
+    return BACKUP_DIR_PREFIX + now.strftime("%Y-%m-%dT%H-%M-%S.%f")
+
+
+def make_backup_dir(base: str = ".", now: datetime | None = None) -> str:
+    """Create and return a new, empty backup directory under ``base``.
+
+    The name is never reused: if it exists (two runs in the same microsecond, a clock
+    set back), ``-2``, ``-3``... is appended. ``os.mkdir`` is the existence test, so two
+    concurrent runs cannot both get the same directory.
+    """
+    name = backup_dirname(now)
+    try:
+        os.makedirs(base, exist_ok=True)
+        suffix = 1
+        while True:
+            path = os.path.join(base, name if suffix == 1 else f"{name}-{suffix}")
+            try:
+                os.mkdir(path)
+                return path
+            except FileExistsError:
+                suffix += 1
+    except OSError as exc:
+        raise FacadeError(f"cannot create a backup directory in {base}: {_reason(exc)}") from exc
+
+
+def write_backup(directory: str, fullname: str, images: list[Image]) -> str:
+    """Write ``directory/backup_<fullname>.csv`` atomically; returns its path.
+
+    Rows are sorted by (name, id) so two backups of the same region diff cleanly.
+    Field 1 is always ``fullname``: the file name and the rows must agree.
+    """
+    path = os.path.join(directory, backup_filename(fullname))
+    rows = []
+    for image in sorted(images, key=lambda i: (i.name or "", i.id)):
+        row = image.to_csv_row()
+        row[0] = fullname
+        rows.append(row)
+    write_csv_atomic(path, rows)
+    return path
+
+
+def read_backup(path: str, region: str | None = None) -> list[Image]:
+    """The images of one backup file, in file order.
+
+    ``region`` (a fullname) overrides field 1 of every row. Raises FacadeError naming the
+    file and line of the first malformed row.
+    """
+    return [image for _row, image in read_backup_rows(path, region)]
+
+
+def read_backup_rows(path: str, region: str | None = None) -> list[tuple[list[str], Image]]:
+    """Like read_backup, but keeps each image's raw row (to rewrite it unchanged)."""
+    entries: list[tuple[list[str], Image]] = []
+    first_line: dict[str, int] = {}
+    text = _read_text(path)
+    next_start = 1
+    reader = csv.reader(io.StringIO(text, newline=""), dialect="excel")
+    try:
+        for row in reader:
+            # line_num counts the physical lines read so far; a quoted field may span
+            # lines, so a record starts right after the previous one ends.
+            line, next_start = next_start, reader.line_num + 1
+            if not any(field.strip() for field in row):
+                continue  # blank lines were skipped by the old tool too
+            image = _parse_row(path, line, row, region)
+            if image.id in first_line:
+                raise FacadeError(
+                    f"{path}, line {line}: duplicate image id {image.id!r} "
+                    f"(first on line {first_line[image.id]})"
+                )
+            first_line[image.id] = line
+            entries.append((row, image))
+    except csv.Error as exc:
+        raise FacadeError(f"{path}, line {next_start}: not valid CSV: {exc}") from exc
+    return entries
+
+
+def _read_text(path: str) -> str:
+    # Decoded in one go (backups are metadata only, small) so a bad byte can be reported
+    # with its line; utf-8-sig drops the BOM a spreadsheet may add when the file is edited.
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise FacadeError(f"cannot read {path}: {_reason(exc)}") from exc
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise FacadeError(f"{path}, line {line}: not UTF-8 text ({exc.reason})") from exc
+
+
+def _parse_row(path: str, line: int, row: list[str], region: str | None) -> Image:
+    try:
+        return Image.from_csv_row(row, region=region)
+    except ValueError as exc:
+        raise FacadeError(f"{path}, line {line}: {exc}") from exc
+
+
+def write_csv_atomic(path: str, rows: Iterable[list[str]]) -> None:
+    """Replace ``path`` with ``rows`` (excel dialect, ``\\r\\n``) all at once or not at all.
+
+    The rows go to a temporary file in the same directory (same filesystem, so
+    ``os.replace`` is atomic), which is fsynced before the rename: a crash or an exception
+    leaves either the old file or the new one, never half of one. The temporary name is
+    unique per writer and starts with ``.`` so it never looks like a region file.
+    """
+    directory, base = os.path.split(path)
+    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        try:
+            # "x" honours the umask (unlike mkstemp's 0600), so new files get the same
+            # mode as any file the user creates there.
+            with open(tmp, "x", newline="", encoding="utf-8") as f:
+                writer = csv.writer(f, dialect="excel")
+                for row in rows:
+                    writer.writerow(row)
+                f.flush()
+                os.fsync(f.fileno())
+            _copy_mode(path, tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            # BaseException too: a KeyboardInterrupt must not leave the .tmp behind.
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+        _fsync_dir(directory)
+    except OSError as exc:
+        raise FacadeError(f"cannot write {path}: {_reason(exc)}") from exc
+
+
+def _copy_mode(original: str, tmp: str) -> None:
+    # A rewrite must not change the permissions the user gave the file.
+    try:
+        mode = stat.S_IMODE(os.stat(original).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode)
+
+
+def _fsync_dir(directory: str) -> None:
+    # Makes the rename itself durable; not possible on every platform/filesystem, and
+    # the data is already safe, so failing here is not an error.
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)

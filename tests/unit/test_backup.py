@@ -1,0 +1,210 @@
+"""Backups: directory naming, CSV files, and their reuse as offline directories."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+import glancesync.backup
+from glancesync.backup import (
+    backup_dirname,
+    make_backup_dir,
+    read_backup,
+    write_backup,
+)
+from glancesync.exceptions import FacadeError
+from glancesync.facade.offline import OfflineFacade
+from glancesync.image import Image
+
+NOW = datetime(2026, 11, 23, 12, 54, 26, 117838)
+
+
+def image(region: str, name: str | None, id: str, **changes) -> Image:
+    fields = dict(
+        id=id,
+        name=name,
+        region=region,
+        owner="tenant1id",
+        checksum=f"md5-{id}",
+        size=1024,
+        properties={"type": "ngimages"},
+    )
+    fields.update(changes)
+    return Image(**fields)
+
+
+# -- directory names ----------------------------------------------------------------------
+def test_backup_dirname_is_an_iso_timestamp_without_colons() -> None:
+    assert backup_dirname(NOW) == "backup_glance_2026-11-23T12-54-26.117838"
+
+
+def test_backup_dirname_keeps_zero_microseconds() -> None:
+    # isoformat() drops them, which made the old names of different widths.
+    assert (
+        backup_dirname(datetime(2026, 1, 2, 3, 4, 5)) == "backup_glance_2026-01-02T03-04-05.000000"
+    )
+
+
+def test_backup_dirnames_sort_by_time() -> None:
+    times = [
+        datetime(2026, 1, 2, 3, 4, 5),
+        datetime(2026, 1, 2, 3, 4, 5, 1),
+        datetime(2026, 1, 2, 13, 0, 0),
+        datetime(2026, 10, 1, 0, 0, 0),
+    ]
+    names = [backup_dirname(t) for t in times]
+    assert sorted(names) == names
+
+
+def test_backup_dirname_defaults_to_now() -> None:
+    name = backup_dirname()
+    assert name.startswith("backup_glance_") and ":" not in name
+
+
+def test_make_backup_dir_creates_it(tmp_path: Path) -> None:
+    path = make_backup_dir(str(tmp_path), now=NOW)
+    assert path == str(tmp_path / "backup_glance_2026-11-23T12-54-26.117838")
+    assert os.path.isdir(path) and os.listdir(path) == []
+
+
+def test_make_backup_dir_never_reuses_a_directory(tmp_path: Path) -> None:
+    paths = [make_backup_dir(str(tmp_path), now=NOW) for _ in range(3)]
+    base = str(tmp_path / "backup_glance_2026-11-23T12-54-26.117838")
+    assert paths == [base, base + "-2", base + "-3"]
+
+
+def test_make_backup_dir_creates_the_base(tmp_path: Path) -> None:
+    path = make_backup_dir(str(tmp_path / "backups"), now=NOW)
+    assert os.path.isdir(path)
+
+
+def test_make_backup_dir_failure_is_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FacadeError, match="cannot create a backup directory in"):
+        make_backup_dir(str(tmp_path / "file"), now=NOW)
+
+
+def test_make_backup_dir_defaults_to_the_current_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    path = make_backup_dir()
+    assert os.path.dirname(path) == "." and os.path.isdir(tmp_path / os.path.basename(path))
+
+
+# -- files --------------------------------------------------------------------------------
+def test_write_backup_file_name_format_and_order(tmp_path: Path) -> None:
+    images = [
+        image("Burgos", "image02", "b"),
+        image("Burgos", "image01", "z"),
+        image("Burgos", None, "n"),
+        image("Burgos", "image01", "a", visibility="private", properties={"nid": "1", "t": "x"}),
+    ]
+    path = write_backup(str(tmp_path), "Burgos", images)
+    assert path == str(tmp_path / "backup_Burgos.csv")
+    lines = Path(path).read_bytes().decode().split("\r\n")
+    assert lines[-1] == ""  # every row ends with CRLF
+    assert [line.split(",")[1:3] for line in lines[:-1]] == [
+        ["", "n"],
+        ["image01", "a"],
+        ["image01", "z"],
+        ["image02", "b"],
+    ]
+    assert lines[1].startswith(
+        "Burgos,image01,a,active,1024,md5-a,tenant1id,False,\"{'nid': '1', 't': 'x'}\","
+    )
+
+
+def test_write_backup_of_no_images_is_an_empty_file(tmp_path: Path) -> None:
+    path = write_backup(str(tmp_path), "other:Madrid", [])
+    assert path == str(tmp_path / "backup_other:Madrid.csv")
+    assert Path(path).read_bytes() == b""
+
+
+def test_write_backup_rows_carry_the_file_region(tmp_path: Path) -> None:
+    path = write_backup(str(tmp_path), "other:Madrid", [image("", "x", "1")])
+    assert Path(path).read_text().startswith("other:Madrid,x,1,")
+
+
+def test_write_then_read_gives_the_same_images(tmp_path: Path) -> None:
+    images = [
+        image(
+            "other:Madrid",
+            "image01",
+            "1",
+            visibility="community",
+            os_hash_algo="sha512",
+            os_hash_value="abc",
+            disk_format="qcow2",
+            container_format="bare",
+            min_ram=1,
+            min_disk=2,
+            protected=True,
+            properties={"text": 'a, "quoted"\nvalue', "nid": "3"},
+        ),
+        image("other:Madrid", "image02", "2", owner=None, checksum=None),
+    ]
+    path = write_backup(str(tmp_path), "other:Madrid", images)
+    assert read_backup(path) == images
+
+
+def test_read_backup_region_overrides_the_rows(tmp_path: Path) -> None:
+    path = write_backup(str(tmp_path), "Burgos", [image("Burgos", "x", "1")])
+    assert [i.region for i in read_backup(path, region="Copy")] == ["Copy"]
+
+
+def test_read_backup_of_an_old_tool_file(tmp_path: Path) -> None:
+    path = tmp_path / "backup_Burgos.csv"
+    path.write_bytes(
+        b"Burgos,image01,101,active,1073741824,ddfe16,tenant1id,True,"
+        b"\"{u'type': u'ngimages', u'nid': 1}\"\r\n"
+    )
+    [old] = read_backup(str(path))
+    assert (old.region, old.id, old.visibility) == ("Burgos", "101", "public")
+    assert old.properties == {"type": "ngimages", "nid": "1"}
+
+
+def test_read_backup_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FacadeError, match="cannot read .*backup_None.csv"):
+        read_backup(str(tmp_path / "backup_None.csv"))
+    bad = tmp_path / "backup_Bad.csv"
+    bad.write_text("Bad,x,1,active,0,,,maybe,{}\r\n")
+    with pytest.raises(FacadeError, match=r"backup_Bad.csv, line 1: unknown visibility 'maybe'"):
+        read_backup(str(bad))
+
+
+def test_write_backup_replaces_atomically(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_backup(str(tmp_path), "Burgos", [image("Burgos", "x", "1")])
+    content = Path(path).read_bytes()
+
+    def broken_fsync(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(glancesync.backup.os, "fsync", broken_fsync)
+    with pytest.raises(FacadeError, match="cannot write .*backup_Burgos.csv: Input/output error"):
+        write_backup(str(tmp_path), "Burgos", [image("Burgos", "y", "2")])
+    assert Path(path).read_bytes() == content
+    assert os.listdir(tmp_path) == ["backup_Burgos.csv"]
+
+
+# -- a backup directory is an offline directory -------------------------------------------
+def test_backup_directory_is_a_valid_offline_directory(tmp_path: Path) -> None:
+    listed = {
+        "Burgos": [image("Burgos", "image01", "101"), image("Burgos", "image02", "102")],
+        "Valladolid": [image("Valladolid", "image01", "201", visibility="shared")],
+        "other:Madrid": [image("other:Madrid", "image01", "301", owner="tenant2id")],
+    }
+    directory = make_backup_dir(str(tmp_path), now=NOW)
+    for fullname, images in listed.items():
+        write_backup(directory, fullname, images)
+
+    master = OfflineFacade("master", directory, tenant_id=None, tenant_name="tenant1")
+    other = OfflineFacade("other", directory, tenant_id=None, tenant_name="tenant2")
+    assert master.regions() == ["Burgos", "Valladolid"]
+    assert other.regions() == ["Madrid"]
+    assert master.list_images("Burgos") == listed["Burgos"]
+    assert master.list_images("Valladolid") == listed["Valladolid"]
+    assert other.list_images("Madrid") == listed["other:Madrid"]

@@ -1,0 +1,451 @@
+"""OfflineFacade: regions kept as backup CSV files in a directory."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import glancesync.backup
+from glancesync.config import Credentials, TargetConfig
+from glancesync.exceptions import ConfigError, FacadeError
+from glancesync.facade.offline import OfflineFacade
+from glancesync.image import Image
+from glancesync.transfer import ImageSource
+
+SHA1 = "ddfe163345d338193ac2bdc183f8e9dcff904b43"
+
+# Rows as the 2015 tool wrote them (nine fields, CRLF, Python 2 reprs).
+BURGOS = (
+    f"Burgos,image01,101,active,1073741824,{SHA1},tenant1id,True,"
+    "\"{'type': 'ngimages', 'nid': 1}\"\r\n"
+    "Burgos,image02,102,active,20,md5two,tenant1id,False,{}\r\n"
+)
+VALLADOLID = "Valladolid,image01,201,active,1073741824,md5one,tenant1id,True,{}\r\n"
+OTHER_MADRID = (
+    "other:Madrid,image199,199,active,5,abc,tenant2id,True,"
+    "\"{u'type': u'fiware:iot', u'nid': u'199'}\"\r\n"
+)
+
+
+@pytest.fixture
+def offline_dir(tmp_path: Path) -> Path:
+    (tmp_path / "backup_Burgos.csv").write_bytes(BURGOS.encode())
+    (tmp_path / "backup_Valladolid.csv").write_bytes(VALLADOLID.encode())
+    (tmp_path / "backup_Empty.csv").write_bytes(b"")
+    (tmp_path / "backup_other:Madrid.csv").write_bytes(OTHER_MADRID.encode())
+    (tmp_path / "backup_other:Trento.csv").write_bytes(b"")
+    (tmp_path / "backup_third:Lannion.csv").write_bytes(b"")
+    # Not regions: not named backup_*.csv, a directory, an empty region part.
+    (tmp_path / "notes.csv").write_bytes(b"")
+    (tmp_path / "backup_Burgos.csv.bak").write_bytes(b"")
+    (tmp_path / "backup_Dir.csv").mkdir()
+    (tmp_path / "backup_.csv").write_bytes(b"")
+    (tmp_path / "backup_other:.csv").write_bytes(b"")
+    return tmp_path
+
+
+def facade(directory: Path, target: str = "master", tenant_name: str | None = "tenant1"):
+    return OfflineFacade(target, str(directory), tenant_id=None, tenant_name=tenant_name)
+
+
+def source_for(master: Image) -> ImageSource:
+    def no_bytes() -> Iterator[bytes]:
+        raise AssertionError("offline upload must not read the image bytes")
+
+    return ImageSource(master, "test", no_bytes)
+
+
+def master_image(name: str = "image02", **changes) -> Image:
+    fields = dict(
+        id="m-" + name,
+        name=name,
+        region="Valladolid",
+        owner="masterid",
+        visibility="public",
+        checksum="md5master",
+        size=4096,
+        status="active",
+        properties={"type": "ngimages"},
+        os_hash_algo="sha512",
+        os_hash_value="hashmaster",
+        disk_format="qcow2",
+        container_format="bare",
+        min_ram=256,
+        min_disk=2,
+        protected=False,
+    )
+    fields.update(changes)
+    return Image(**fields)
+
+
+def upload(f: OfflineFacade, region: str, image: Image) -> Image:
+    return f.upload_image(region, image, source_for(image))
+
+
+def ids(f: OfflineFacade, region: str) -> list[str]:
+    return [i.id for i in f.list_images(region)]
+
+
+# -- regions ------------------------------------------------------------------------------
+def test_master_regions_are_files_without_colon(offline_dir: Path) -> None:
+    assert facade(offline_dir).regions() == ["Burgos", "Empty", "Valladolid"]
+
+
+def test_target_regions_are_the_target_prefixed_files(offline_dir: Path) -> None:
+    assert facade(offline_dir, "other").regions() == ["Madrid", "Trento"]
+    assert facade(offline_dir, "third").regions() == ["Lannion"]
+    assert facade(offline_dir, "nobody").regions() == []
+
+
+def test_missing_directory_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="offline mode: .*missing is not a directory"):
+        facade(tmp_path / "missing")
+
+
+# -- tenant id ----------------------------------------------------------------------------
+def test_tenant_id_configured_wins(tmp_path: Path) -> None:
+    f = OfflineFacade("master", str(tmp_path), tenant_id="abc123", tenant_name="tenant1")
+    assert f.tenant_id() == "abc123"
+
+
+def test_tenant_id_from_tenant_name(tmp_path: Path) -> None:
+    assert facade(tmp_path, tenant_name="tenant1").tenant_id() == "tenant1id"
+
+
+def test_tenant_id_unknown_is_a_config_error(tmp_path: Path) -> None:
+    f = facade(tmp_path, "other", tenant_name=None)
+    with pytest.raises(ConfigError) as err:
+        f.tenant_id()
+    assert str(err.value) == (
+        "offline mode: target [other] needs tenant_id or a tenant name "
+        "(tenant/credential option or OS_PROJECT_NAME)"
+    )
+
+
+def test_for_target_takes_tenant_from_the_target_config(tmp_path: Path) -> None:
+    target = TargetConfig(name="other", credentials=Credentials(project_name="tenant2"))
+    f = OfflineFacade.for_target(target, str(tmp_path))
+    assert (f.target_name, f.tenant_id()) == ("other", "tenant2id")
+    target = TargetConfig(name="master", tenant_id="fixedid")
+    assert OfflineFacade.for_target(target, str(tmp_path)).tenant_id() == "fixedid"
+
+
+# -- listing ------------------------------------------------------------------------------
+def test_list_images_parses_the_old_rows(offline_dir: Path) -> None:
+    assert facade(offline_dir).list_images("Burgos") == [
+        Image(
+            id="101",
+            name="image01",
+            region="Burgos",
+            owner="tenant1id",
+            visibility="public",
+            checksum=SHA1,
+            size=1073741824,
+            properties={"type": "ngimages", "nid": "1"},
+        ),
+        Image(
+            id="102",
+            name="image02",
+            region="Burgos",
+            owner="tenant1id",
+            visibility="private",
+            checksum="md5two",
+            size=20,
+        ),
+    ]
+
+
+def test_list_images_of_another_target_has_the_fullname_region(offline_dir: Path) -> None:
+    [image] = facade(offline_dir, "other").list_images("Madrid")
+    assert image.region == "other:Madrid"
+    assert image.properties == {"type": "fiware:iot", "nid": "199"}
+
+
+def test_empty_file_is_an_empty_region(offline_dir: Path) -> None:
+    assert facade(offline_dir).list_images("Empty") == []
+
+
+def test_unknown_region_is_a_facade_error(offline_dir: Path) -> None:
+    with pytest.raises(FacadeError) as err:
+        facade(offline_dir).list_images("Lisbon")
+    assert str(err.value) == f"Lisbon: no file backup_Lisbon.csv in {offline_dir}"
+
+
+@pytest.mark.parametrize("region", ["other:Madrid", "../Burgos", "", "Dir"])
+def test_names_that_are_not_master_regions_are_unknown(offline_dir: Path, region: str) -> None:
+    with pytest.raises(FacadeError, match="no file"):
+        facade(offline_dir).list_images(region)
+
+
+def test_unknown_region_of_another_target_names_the_fullname(offline_dir: Path) -> None:
+    with pytest.raises(FacadeError, match="^other:Burgos: no file backup_other:Burgos.csv"):
+        facade(offline_dir, "other").list_images("Burgos")
+
+
+def test_malformed_row_names_file_line_and_problem(tmp_path: Path) -> None:
+    (tmp_path / "backup_Bad.csv").write_bytes(
+        b"Bad,ok,1,active,0,,,True,{}\r\n"
+        # A quoted field may span lines: the next record still gets its own line number.
+        b"Bad,multi,2,active,0,,,True,\"{'a': 'x',\r\n 'b': 'y'}\"\r\n"
+        b"\r\n"
+        b"Bad,evil,3,active,0,,,True,__import__('os').system('x')\r\n"
+    )
+    with pytest.raises(FacadeError) as err:
+        facade(tmp_path).list_images("Bad")
+    message = str(err.value)
+    assert message.startswith(f"Bad: {tmp_path / 'backup_Bad.csv'}, line 5: ")
+    assert "properties field is not a literal dict" in message
+
+
+def test_short_row_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "backup_Bad.csv").write_bytes(b"Bad,x,1\r\n")
+    with pytest.raises(FacadeError, match=r"backup_Bad.csv, line 1: expected at least 9 fields"):
+        facade(tmp_path).list_images("Bad")
+
+
+def test_duplicate_id_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "backup_Bad.csv").write_bytes(
+        b"Bad,a,1,active,0,,,True,{}\r\nBad,b,1,active,0,,,True,{}\r\n"
+    )
+    with pytest.raises(FacadeError, match=r"line 2: duplicate image id '1' \(first on line 1\)"):
+        facade(tmp_path).list_images("Bad")
+
+
+def test_bad_bytes_are_reported_with_their_line(tmp_path: Path) -> None:
+    (tmp_path / "backup_Bad.csv").write_bytes(
+        b"Bad,a,1,active,0,,,True,{}\r\nBad,\xff,2,active,0,,,True,{}\r\n"
+    )
+    with pytest.raises(FacadeError, match=r"line 2: not UTF-8 text"):
+        facade(tmp_path).list_images("Bad")
+
+
+def test_listing_rereads_the_file(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    assert ids(f, "Empty") == []
+    (offline_dir / "backup_Empty.csv").write_text("Empty,late,9,active,0,,,True,{}\r\n")
+    assert ids(f, "Empty") == ["9"]
+
+
+# -- upload -------------------------------------------------------------------------------
+def test_upload_creates_seq_dollar_name_ids(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    assert upload(f, "Empty", master_image()).id == "1$image02"
+    assert upload(f, "Empty", master_image()).id == "2$image02"
+    assert upload(f, "Empty", master_image("image03")).id == "1$image03"
+    assert ids(f, "Empty") == ["1$image02", "2$image02", "1$image03"]
+
+
+def test_upload_reuses_a_freed_seq(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    upload(f, "Empty", master_image())
+    upload(f, "Empty", master_image())
+    f.delete_image("Empty", "1$image02")
+    assert upload(f, "Empty", master_image()).id == "1$image02"
+
+
+def test_uploaded_image_metadata(offline_dir: Path) -> None:
+    f = facade(offline_dir, "other", tenant_name="tenant2")
+    master = master_image(properties={"type": "ngimages", "nid": "7"})
+    # What the engine sends may differ from the master (visibility, translated AMI ids...).
+    wanted = master.copy(
+        visibility="private",
+        properties={"type": "ngimages", "kernel_id": "k1"},
+        protected=True,
+        owner="ignored",
+        checksum="ignored",
+        status="queued",
+    )
+    new = f.upload_image("Trento", wanted, source_for(master))
+    expected = Image(
+        id="1$image02",
+        name="image02",
+        region="other:Trento",
+        owner="tenant2id",
+        visibility="private",
+        checksum="md5master",
+        size=4096,
+        status="active",
+        properties={"type": "ngimages", "kernel_id": "k1"},
+        os_hash_algo="sha512",
+        os_hash_value="hashmaster",
+        disk_format="qcow2",
+        container_format="bare",
+        min_ram=256,
+        min_disk=2,
+        protected=True,
+    )
+    assert new == expected
+    assert f.list_images("Trento") == [expected]
+
+
+def test_upload_owner_is_the_configured_tenant_id(offline_dir: Path) -> None:
+    # The old mock used tenant+"id" even when tenant_id was set (SPEC §11.22).
+    f = OfflineFacade("master", str(offline_dir), tenant_id="real-id", tenant_name="tenant1")
+    assert upload(f, "Empty", master_image()).owner == "real-id"
+
+
+def test_upload_without_tenant_writes_nothing(offline_dir: Path) -> None:
+    f = facade(offline_dir, tenant_name=None)
+    with pytest.raises(ConfigError):
+        upload(f, "Empty", master_image())
+    assert (offline_dir / "backup_Empty.csv").read_bytes() == b""
+
+
+def test_upload_appends_and_keeps_existing_rows_verbatim(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    upload(f, "Burgos", master_image("image03"))
+    lines = (offline_dir / "backup_Burgos.csv").read_bytes().decode().split("\r\n")
+    assert "\r\n".join(lines[:2]) + "\r\n" == BURGOS
+    assert lines[2].startswith("Burgos,image03,1$image03,active,4096,md5master,tenant1id,True,")
+    assert lines[3:] == [""]  # CRLF-terminated, nothing after
+
+
+def test_upload_to_unknown_region_is_a_facade_error(offline_dir: Path) -> None:
+    with pytest.raises(FacadeError, match="no file backup_Lisbon.csv"):
+        upload(facade(offline_dir), "Lisbon", master_image())
+    assert not (offline_dir / "backup_Lisbon.csv").exists()
+
+
+# -- update -------------------------------------------------------------------------------
+def test_update_applies_exactly_the_changes(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    before = f.list_images("Burgos")[0]
+    f.update_image(
+        "Burgos",
+        "101",
+        {"name": "image01.old", "visibility": "private", "type": "fiware", "new": "v", "nid": None},
+    )
+    after = f.list_images("Burgos")[0]
+    assert after == before.copy(
+        name="image01.old", visibility="private", properties={"type": "fiware", "new": "v"}
+    )
+
+
+def test_update_rewrites_only_the_changed_row(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    f.update_image("Burgos", "101", {"type": "other"})
+    lines = (offline_dir / "backup_Burgos.csv").read_bytes().decode().split("\r\n")
+    assert lines[0].startswith("Burgos,image01,101,")
+    assert "'type': 'other'" in lines[0]
+    assert lines[1] + "\r\n" == BURGOS.split("\r\n")[1] + "\r\n"  # untouched, verbatim
+
+
+def test_update_removing_an_absent_property_is_a_no_op(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    path = offline_dir / "backup_Burgos.csv"
+    f.update_image("Burgos", "102", {"missing": None})
+    assert path.read_bytes() == BURGOS.encode()
+
+
+@pytest.mark.parametrize("changes", [{"visibility": "everyone"}, {"owner": "x"}, {"size": "1"}])
+def test_update_refuses_what_glance_refuses(offline_dir: Path, changes: dict) -> None:
+    with pytest.raises(FacadeError, match="Burgos: "):
+        facade(offline_dir).update_image("Burgos", "101", changes)
+    assert (offline_dir / "backup_Burgos.csv").read_bytes() == BURGOS.encode()
+
+
+def test_update_unknown_id_is_a_facade_error(offline_dir: Path) -> None:
+    with pytest.raises(FacadeError, match="Burgos: no image with id nope"):
+        facade(offline_dir).update_image("Burgos", "nope", {"name": "x"})
+
+
+# -- delete -------------------------------------------------------------------------------
+def test_delete_removes_the_image(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    f.delete_image("Burgos", "101")
+    assert ids(f, "Burgos") == ["102"]
+
+
+def test_delete_unknown_id_is_a_facade_error(offline_dir: Path) -> None:
+    with pytest.raises(FacadeError, match="Burgos: no image with id nope"):
+        facade(offline_dir).delete_image("Burgos", "nope")
+
+
+def test_delete_of_a_protected_image_is_refused(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    new = upload(f, "Empty", master_image(protected=True))
+    with pytest.raises(FacadeError, match=r"^Empty: image image02 \(1\$image02\) is protected$"):
+        f.delete_image("Empty", new.id)
+    assert ids(f, "Empty") == ["1$image02"]
+
+
+# -- download -----------------------------------------------------------------------------
+def test_download_is_refused(offline_dir: Path) -> None:
+    with pytest.raises(FacadeError, match="offline regions hold no image data"):
+        facade(offline_dir).download("Burgos", "101")
+
+
+# -- atomic writes ------------------------------------------------------------------------
+def test_writes_leave_no_temporary_file(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    before = sorted(os.listdir(offline_dir))
+    upload(f, "Empty", master_image())
+    f.update_image("Empty", "1$image02", {"name": "renamed"})
+    f.delete_image("Burgos", "101")
+    assert sorted(os.listdir(offline_dir)) == before
+
+
+def test_a_failed_write_leaves_the_original_intact(
+    offline_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_replace(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(glancesync.backup.os, "replace", broken_replace)
+    before = sorted(os.listdir(offline_dir))
+    f = facade(offline_dir)
+    with pytest.raises(FacadeError, match="cannot write .*backup_Burgos.csv: No space left"):
+        f.delete_image("Burgos", "101")
+    assert (offline_dir / "backup_Burgos.csv").read_bytes() == BURGOS.encode()
+    assert sorted(os.listdir(offline_dir)) == before
+
+
+def test_an_error_in_the_middle_of_writing_leaves_the_original_intact(
+    offline_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The writer dies after the first row: a direct write would leave half a file.
+    real_to_csv_row = Image.to_csv_row
+
+    def dies_on_the_new_row(self: Image) -> list[str]:
+        if self.id == "1$image03":
+            raise KeyboardInterrupt
+        return real_to_csv_row(self)
+
+    f = facade(offline_dir)
+    f.update_image("Burgos", "101", {"name": "changed"})  # row 1 is now re-serialised
+    content = (offline_dir / "backup_Burgos.csv").read_bytes()
+    monkeypatch.setattr(Image, "to_csv_row", dies_on_the_new_row)
+    before = sorted(os.listdir(offline_dir))
+    with pytest.raises(KeyboardInterrupt):
+        upload(f, "Burgos", master_image("image03"))
+    assert (offline_dir / "backup_Burgos.csv").read_bytes() == content
+    assert sorted(os.listdir(offline_dir)) == before
+
+
+def test_rewrite_keeps_the_file_mode(offline_dir: Path) -> None:
+    path = offline_dir / "backup_Burgos.csv"
+    path.chmod(0o640)
+    facade(offline_dir).delete_image("Burgos", "101")
+    assert path.stat().st_mode & 0o777 == 0o640
+
+
+# -- several facades ----------------------------------------------------------------------
+def test_a_second_facade_sees_the_first_ones_writes(offline_dir: Path) -> None:
+    first, second = facade(offline_dir), facade(offline_dir)
+    upload(first, "Empty", master_image())
+    assert ids(second, "Empty") == ["1$image02"]
+    assert upload(second, "Empty", master_image()).id == "2$image02"
+    first.update_image("Empty", "2$image02", {"name": "image02.old"})
+    second.delete_image("Empty", "1$image02")
+    assert [(i.id, i.name) for i in first.list_images("Empty")] == [("2$image02", "image02.old")]
+
+
+def test_targets_sharing_a_directory_do_not_mix(offline_dir: Path) -> None:
+    master, other = facade(offline_dir), facade(offline_dir, "other", tenant_name="tenant2")
+    (offline_dir / "backup_Madrid.csv").write_bytes(b"")
+    upload(other, "Madrid", master_image())
+    assert ids(master, "Madrid") == []
+    assert ids(other, "Madrid") == ["199", "1$image02"]
