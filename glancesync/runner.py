@@ -231,11 +231,17 @@ class Runner:
         for ref in [master] + [r for r in refs if r != master]:
             try:
                 images = self.facade(ref.target).list_images(ref.region)
-                backup.write_backup(directory, ref.fullname, images)
-                log.info(f"Backup of region {ref.fullname}")
             except FacadeError as exc:
                 log.error(f"{ref.fullname}: Error retrieving images from region. Cause {exc}")
                 failed = True
+                continue
+            try:
+                backup.write_backup(directory, ref.fullname, images)
+            except FacadeError as exc:
+                log.error(f"{ref.fullname}: backup not written: {exc}")
+                failed = True
+                continue
+            log.info(f"Backup of region {ref.fullname}")
         print(directory, flush=True)
         return EXIT_REGION_FAILED if failed else EXIT_OK
 
