@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from glancesync import __version__
-from glancesync.config import Settings, load_settings
+from glancesync.config import Settings, load_settings, validate_credentials
 from glancesync.exceptions import GlanceSyncError, LockError
 from glancesync.facade.base import Facade
 from glancesync.plan import RegionPlan
@@ -137,7 +137,8 @@ def facade_factory(settings: Settings, offline_dir: str | None):
             )
         from glancesync.facade.openstack import OpenStackFacade
 
-        return OpenStackFacade(target_name, target.credentials, target.list_images_timeout)
+        credentials = validate_credentials(settings, target)
+        return OpenStackFacade(target_name, credentials, target.list_images_timeout)
 
     return make
 

@@ -2,36 +2,98 @@
 
 Everything is parsed and validated here, once; the rest of the program only sees the
 typed objects below.
+
+Where a value comes from, most specific first (the first place that *has* the option
+decides, even when its value is empty/``None``, which then means "unset": the built-in
+default, or for the master's credentials the OS_* environment):
+
+1. ``--config SECTION.OPTION=VALUE``
+2. the option written in that section of the file
+3. ``--config OPTION=VALUE`` (no section: it sets [DEFAULT])
+4. the option in the file's [DEFAULT]
+5. for the master target's credentials only: the OS_* environment variable
+6. the built-in default
+
+So a DEFAULT override beats DEFAULT in the file but not a value written explicitly in a
+section (as in the 2015 tool, where ConfigParser looked at the section before DEFAULT).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import binascii
+import configparser
+import difflib
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from glancesync.condition import Condition
+from glancesync.exceptions import ConfigError
+
+LOG = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_FILE = "/etc/glancesync.conf"
 DEFAULT_IMAGES_DIR = "/var/lib/glance/images"
+ENV_CONFIG_FILE = "GLANCESYNC_CONFIG"
+ENVIRONMENT_SOURCE = "environment"
+
+MAIN = "main"
+MASTER = "master"
+DEFAULT = "DEFAULT"
+INTERFACES = ("public", "internal", "admin")
+
+CREDENTIAL_FORMAT = "user,base64(password),keystone_url,tenant"
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """How to reach one target's Keystone (v3). ``cloud`` names a clouds.yaml entry."""
+    """How to reach one target's Keystone (v3). ``cloud`` names a clouds.yaml entry.
+
+    Which way to authenticate (see ``auth_method``): a clouds.yaml ``cloud`` when set;
+    else an application credential when its id or secret is set; else user + password.
+    """
 
     auth_url: str | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     project_name: str | None = None  # the old tool's "tenant" (a name)
     project_id: str | None = None
     user_domain_name: str = "Default"
     project_domain_name: str = "Default"
     application_credential_id: str | None = None
-    application_credential_secret: str | None = None
+    application_credential_secret: str | None = field(default=None, repr=False)
     cloud: str | None = None
     interface: str = "public"  # catalog interface for image endpoints
     cacert: str | None = None
     insecure: bool = False
+
+    @property
+    def auth_method(self) -> str:
+        """``"cloud"``, ``"application_credential"`` or ``"password"``."""
+        if self.cloud:
+            return "cloud"
+        if self.application_credential_id or self.application_credential_secret:
+            return "application_credential"
+        return "password"
+
+    def missing(self) -> list[str]:
+        """Names of the fields still needed to authenticate (empty list: complete).
+
+        A clouds.yaml cloud is taken as complete: openstacksdk reports its own gaps.
+        """
+        method = self.auth_method
+        if method == "cloud":
+            return []
+        if method == "application_credential":
+            needed = ("auth_url", "application_credential_id", "application_credential_secret")
+            return [name for name in needed if not getattr(self, name)]
+        absent = [n for n in ("auth_url", "username", "password") if not getattr(self, n)]
+        if not (self.project_name or self.project_id):
+            absent.append("project_name")
+        return absent
 
 
 @dataclass(frozen=True)
@@ -51,19 +113,582 @@ class TargetConfig:
     support_obsolete_images: bool = True
     list_images_timeout: int = 30
 
+    @property
+    def is_master(self) -> bool:
+        return self.name == MASTER
+
 
 @dataclass(frozen=True)
 class Settings:
     master_region: str
-    targets: dict[str, TargetConfig]  # always has "master"
+    targets: dict[str, TargetConfig]  # always has "master", listed first
     preferable_order: tuple[str, ...] = ()
     max_children: int = 1
     images_dir: str = DEFAULT_IMAGES_DIR
-    source: str = "environment"  # the file the settings came from, for messages
+    source: str = ENVIRONMENT_SOURCE  # the file the settings came from, for messages
 
     @property
     def master(self) -> TargetConfig:
-        return self.targets["master"]
+        return self.targets[MASTER]
+
+    def get_target(self, name: str) -> TargetConfig:
+        """The target named ``name``; ConfigError listing the known ones otherwise."""
+        try:
+            return self.targets[name]
+        except KeyError:
+            known = ", ".join(self.targets)
+            raise ConfigError(f"unknown target '{name}' (known targets: {known})") from None
+
+
+# ------------------------------------------------------------------------------------
+# Credential validation (called by the OpenStack facade, not at load time: offline
+# runs need no credentials at all)
+# ------------------------------------------------------------------------------------
+
+# field -> (what to set in the file, environment variable(s) for the master target)
+_CREDENTIAL_HINTS: dict[str, tuple[str, str]] = {
+    "auth_url": (f"keystone_url (or the 3rd field of credential = {CREDENTIAL_FORMAT})",
+                 "OS_AUTH_URL"),
+    "username": (f"user (or the 1st field of credential = {CREDENTIAL_FORMAT})",
+                 "OS_USERNAME"),
+    "password": (f"password (or the 2nd, base64 field of credential = {CREDENTIAL_FORMAT})",
+                 "OS_PASSWORD"),
+    "project_name": (f"tenant or project_id (or the 4th field of credential = "
+                     f"{CREDENTIAL_FORMAT})", "OS_PROJECT_NAME or OS_PROJECT_ID"),
+    "application_credential_id": ("application_credential_id",
+                                  "OS_APPLICATION_CREDENTIAL_ID"),
+    "application_credential_secret": ("application_credential_secret",
+                                      "OS_APPLICATION_CREDENTIAL_SECRET"),
+}
+
+
+def validate_credentials(settings: Settings, target: str | TargetConfig) -> Credentials:
+    """The target's credentials if complete, else ConfigError saying what to set where."""
+    config = settings.get_target(target) if isinstance(target, str) else target
+    creds = config.credentials
+    absent = creds.missing()
+    if not absent:
+        return creds
+    hints = []
+    for name in absent:
+        option, env = _CREDENTIAL_HINTS[name]
+        hint = f"set {option} in [{config.name}]"
+        if config.is_master:
+            hint += f", or export {env}"
+        hints.append(f"{name} ({hint})")
+    raise ConfigError(
+        f"{_where(settings.source, config.name)}: incomplete Keystone credentials "
+        f"({creds.auth_method} authentication): missing {'; '.join(hints)}"
+    )
+
+
+def _where(source: str, section: str) -> str:
+    if source == ENVIRONMENT_SOURCE:
+        return f"target [{section}] (no configuration file)"
+    return f"[{source}] section [{section}]"
+
+
+# ------------------------------------------------------------------------------------
+# Raw values and their parsers
+# ------------------------------------------------------------------------------------
+
+
+class _Unset:
+    """An option present but empty or ``None``: use the built-in default."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+_NOT_PARSED = object()
+
+
+@dataclass
+class _Value:
+    option: str
+    raw: str
+    origin: str  # "[FILE] section [S] option O" or "--config KEY", never the value
+    parsed: Any = _NOT_PARSED
+
+
+def _lines(raw: str, keep_final_backslash: bool = False) -> list[str]:
+    """Physical lines, stripped, with a trailing continuation ``\\`` removed (SPEC §2.2)."""
+    lines = raw.split("\n")
+    out = []
+    for number, line in enumerate(lines, start=1):
+        line = line.strip()
+        if line.endswith("\\") and not (keep_final_backslash and number == len(lines)):
+            line = line[:-1].rstrip()
+        out.append(line)
+    return out
+
+
+def _text(value: _Value, sep: str = "") -> str | _Unset:
+    text = sep.join(line for line in _lines(value.raw) if line).strip()
+    return UNSET if text in ("", "None") else text
+
+
+def _parse_str(value: _Value) -> str | _Unset:
+    return _text(value)
+
+
+def _parse_secret(value: _Value) -> str | _Unset:
+    # Secrets are verbatim: no "None" rule, no stripping of a one-line value (an
+    # override may carry meaningful spaces), and a final backslash may be part of it.
+    if "\n" not in value.raw:
+        return value.raw if value.raw else UNSET
+    text = "".join(_lines(value.raw, keep_final_backslash=True))
+    return text if text else UNSET
+
+
+def _csv_items(value: _Value) -> list[str] | _Unset:
+    if _text(value) is UNSET:
+        return UNSET
+    items = []
+    for line in _lines(value.raw):
+        items.extend(item.strip() for item in line.split(","))
+    return [item for item in items if item]  # decision: "a,,b" -> {a, b}
+
+
+def _parse_set(value: _Value) -> frozenset[str] | _Unset:
+    items = _csv_items(value)
+    return UNSET if items is UNSET else frozenset(items)
+
+
+def _parse_ordered(value: _Value) -> tuple[str, ...] | _Unset:
+    items = _csv_items(value)
+    return UNSET if items is UNSET else tuple(dict.fromkeys(items))
+
+
+_BOOLEANS = {"1": True, "yes": True, "true": True, "on": True,
+             "0": False, "no": False, "false": False, "off": False}
+
+
+def _parse_bool(value: _Value) -> bool | _Unset:
+    text = _text(value)
+    if text is UNSET:
+        return UNSET
+    try:
+        return _BOOLEANS[text.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"{value.origin}: expected a boolean (yes/no, true/false, on/off, 1/0), "
+            f"got {text!r}"
+        ) from None
+
+
+def _int_parser(minimum: int) -> Callable[[_Value], int | _Unset]:
+    def parse(value: _Value) -> int | _Unset:
+        text = _text(value)
+        if text is UNSET:
+            return UNSET
+        try:
+            number = int(text)
+        except ValueError:
+            number = None
+        if number is None or number < minimum:
+            raise ConfigError(
+                f"{value.origin}: expected an integer >= {minimum}, got {text!r}"
+            )
+        return number
+
+    return parse
+
+
+def _parse_interface(value: _Value) -> str | _Unset:
+    text = _text(value)
+    if text is UNSET:
+        return UNSET
+    return _interface(text, value.origin)
+
+
+def _interface(text: str, origin: str) -> str:
+    word = text.strip().lower()
+    word = word[:-3] if word.endswith("url") else word  # legacy publicURL, internalURL
+    if word not in INTERFACES:
+        raise ConfigError(f"{origin}: expected one of {', '.join(INTERFACES)}, got {text!r}")
+    return word
+
+
+def _parse_condition(value: _Value) -> Condition | _Unset:
+    # Continuation lines are joined with a space: the expression reads as one line.
+    text = _text(value, sep=" ")
+    return UNSET if text is UNSET else Condition(text, value.origin)
+
+
+def _parse_credential(value: _Value) -> tuple[str | None, ...] | _Unset:
+    """``user,base64(password),keystone_url,tenant`` -> its four parts (None if empty)."""
+    text = _text(value)
+    if text is UNSET:
+        return UNSET
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 4:
+        raise ConfigError(
+            f"{value.origin}: expected {CREDENTIAL_FORMAT} (4 comma-separated fields), "
+            f"found {len(parts)} fields"
+        )
+    user, encoded, url, tenant = parts
+    password = None
+    if encoded:
+        try:
+            password = base64.b64decode(encoded, validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            # Never echo the field: it is the (barely) hidden password.
+            raise ConfigError(
+                f"{value.origin}: the 2nd field (the password) is not valid base64 "
+                "of a UTF-8 text; encode it with: printf %s 'PASSWORD' | base64"
+            ) from None
+    return (user or None, password, url or None, tenant or None)
+
+
+_MAIN_PARSERS: dict[str, Callable[[_Value], Any]] = {
+    "master_region": _parse_str,
+    "preferable_order": _parse_ordered,
+    "max_children": _int_parser(1),
+    "images_dir": _parse_str,
+}
+_CREDENTIAL_PARSERS: dict[str, Callable[[_Value], Any]] = {
+    "credential": _parse_credential,
+    "user": _parse_str,
+    "password": _parse_secret,
+    "keystone_url": _parse_str,
+    "tenant": _parse_str,
+    "project_id": _parse_str,
+    "user_domain_name": _parse_str,
+    "project_domain_name": _parse_str,
+    "interface": _parse_interface,
+    "region_interface": _parse_interface,
+    "cacert": _parse_str,
+    "insecure": _parse_bool,
+    "cloud": _parse_str,
+    "application_credential_id": _parse_str,
+    "application_credential_secret": _parse_secret,
+}
+_TARGET_PARSERS: dict[str, Callable[[_Value], Any]] = {
+    **_CREDENTIAL_PARSERS,
+    "forcesyncs": _parse_set,
+    "replace": _parse_set,
+    "rename": _parse_set,
+    "dontupdate": _parse_set,
+    "ignore_regions": _parse_set,
+    "metadata_set": _parse_set,
+    "obsolete_syncprops": _parse_set,
+    "metadata_condition": _parse_condition,
+    "only_tenant_images": _parse_bool,
+    "tenant_id": _parse_str,
+    "support_obsolete_images": _parse_bool,
+    "list_images_timeout": _int_parser(1),
+    "use_keystone_v3": _parse_bool,  # accepted for old files; v3 is the only one
+}
+_PARSERS = {**_MAIN_PARSERS, **_TARGET_PARSERS}
+
+MAIN_OPTIONS = frozenset(_MAIN_PARSERS)
+TARGET_OPTIONS = frozenset(_TARGET_PARSERS)
+
+
+def _parsed(value: _Value) -> Any:
+    if value.parsed is _NOT_PARSED:
+        value.parsed = _PARSERS[value.option](value)
+    return value.parsed
+
+
+# ------------------------------------------------------------------------------------
+# Layers: overrides and file, per section, with DEFAULT inheritance
+# ------------------------------------------------------------------------------------
+
+_Section = dict[str, _Value]
+
+
+@dataclass
+class _Layers:
+    source: str
+    file: dict[str, _Section] = field(default_factory=dict)
+    overrides: dict[str, _Section] = field(default_factory=dict)
+
+    def sections(self) -> list[str]:
+        names = dict.fromkeys([*self.file, *self.overrides])
+        return [name for name in names if name != DEFAULT]
+
+    def chain(self, section: str) -> list[_Section]:
+        """Where to look for an option of ``section``, most specific first."""
+        order = [(self.overrides, section), (self.file, section)]
+        if section != DEFAULT:
+            order += [(self.overrides, DEFAULT), (self.file, DEFAULT)]
+        return [layer[name] for layer, name in order if name in layer]
+
+    def values(self) -> Iterable[_Value]:
+        for layer in (self.file, self.overrides):
+            for options in layer.values():
+                yield from options.values()
+
+
+def _lookup(chain: list[_Section], *options: str) -> _Value | None:
+    """The most specific value of any of ``options`` (earlier options win in a layer)."""
+    for layer in chain:
+        for option in options:
+            if option in layer:
+                return layer[option]
+    return None
+
+
+def _get(chain: list[_Section], option: str, default: Any = None) -> Any:
+    value = _lookup(chain, option)
+    if value is None:
+        return default
+    result = _parsed(value)
+    return default if result is UNSET else result
+
+
+def _check_option(section: str, option: str, where: str) -> None:
+    if section == MAIN:
+        allowed, misplaced = MAIN_OPTIONS, TARGET_OPTIONS
+    elif section == DEFAULT:
+        allowed, misplaced = MAIN_OPTIONS | TARGET_OPTIONS, frozenset()
+    else:
+        allowed, misplaced = TARGET_OPTIONS, MAIN_OPTIONS
+    if option in allowed:
+        return
+    if option in misplaced and section == MAIN:
+        raise ConfigError(
+            f"{where}: '{option}' is a per-target option: set it in [DEFAULT] or in a "
+            "target section, not in [main]"
+        )
+    if option in misplaced:
+        raise ConfigError(f"{where}: '{option}' belongs in [main], not in a target section")
+    close = difflib.get_close_matches(option, sorted(allowed), n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(f"{where}: unknown option '{option}'{hint}")
+
+
+def _check_section_name(name: str, source: str) -> None:
+    if name == "DEFAULTS":
+        raise ConfigError(
+            f"[{source}]: section [DEFAULTS] is not allowed (did you mean [DEFAULT]?)"
+        )
+    if not name.strip() or ":" in name:
+        # "target:region" is how regions of a target are named on the command line.
+        raise ConfigError(f"[{source}]: invalid section name [{name}]: no ':' and not empty")
+
+
+# ------------------------------------------------------------------------------------
+# Reading the file and the overrides
+# ------------------------------------------------------------------------------------
+
+
+def _resolve_file(config_file: str | None, environ: Mapping[str, str]) -> str | None:
+    if config_file is not None:
+        return config_file
+    from_env = environ.get(ENV_CONFIG_FILE)
+    if from_env:
+        return from_env
+    if os.path.exists(DEFAULT_CONFIG_FILE):
+        return DEFAULT_CONFIG_FILE
+    return None
+
+
+def _read_text(path: str, config_file: str | None) -> str:
+    how = "" if config_file is not None or path == DEFAULT_CONFIG_FILE else (
+        f" (named by {ENV_CONFIG_FILE})"
+    )
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return stream.read()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read configuration file {path}{how}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"configuration file {path}{how} is not UTF-8 text: {exc}") from None
+
+
+def _read_file(path: str, text: str) -> dict[str, _Section]:
+    # No interpolation: '%' is legal in passwords and conditions. A default_section
+    # name that cannot occur makes [DEFAULT] an ordinary section: inheritance is done
+    # by _Layers, so that overrides can slot in between the section and DEFAULT.
+    parser = configparser.ConfigParser(
+        interpolation=None, default_section="\0no-default\0", strict=True
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.Error as exc:
+        raise ConfigError(f"[{path}]: cannot parse: {' '.join(str(exc).split())}") from None
+    sections: dict[str, _Section] = {}
+    for name in parser.sections():
+        _check_section_name(name, path)
+        options: _Section = {}
+        for option, raw in parser.items(name, raw=True):
+            where = f"[{path}] section [{name}]"
+            _check_option(name, option, where)
+            options[option] = _Value(option, raw or "", f"{where} option {option}")
+        sections[name] = options
+    return sections
+
+
+def _apply_overrides(layers: _Layers, overrides: Iterable[str]) -> None:
+    for token in overrides:
+        key, sep, raw = token.partition("=")  # the first '=' only: values may hold '='
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--config expects key=value, got {token!r}")
+        section, dot, option = key.partition(".")  # first dot only: 'a.b.c' -> [a] b.c
+        if not dot:
+            section, option = DEFAULT, key
+        section, option = section.strip(), option.strip().lower()
+        known = [DEFAULT, MAIN, MASTER, *(s for s in layers.sections() if s not in (MAIN, MASTER))]
+        if section not in known:
+            raise ConfigError(
+                f"--config {key}: there is no section [{section}] in "
+                f"{_source_label(layers.source)} (known sections: {', '.join(known)})"
+            )
+        _check_option(section, option, f"--config {key}")
+        layers.overrides.setdefault(section, {})[option] = _Value(option, raw, f"--config {key}")
+
+
+def _source_label(source: str) -> str:
+    return "the configuration (no file)" if source == ENVIRONMENT_SOURCE else source
+
+
+# ------------------------------------------------------------------------------------
+# Building the typed objects
+# ------------------------------------------------------------------------------------
+
+_ENV_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "username": ("OS_USERNAME",),
+    "password": ("OS_PASSWORD",),
+    "auth_url": ("OS_AUTH_URL",),
+    "project_name": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
+    "project_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
+    "user_domain_name": ("OS_USER_DOMAIN_NAME",),
+    "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
+    "interface": ("OS_INTERFACE",),
+    "cacert": ("OS_CACERT",),
+    "cloud": ("OS_CLOUD",),
+    "application_credential_id": ("OS_APPLICATION_CREDENTIAL_ID",),
+    "application_credential_secret": ("OS_APPLICATION_CREDENTIAL_SECRET",),
+}
+
+# Credentials field -> (plain option, index in the `credential` value)
+_CREDENTIAL_PARTS = {
+    "username": ("user", 0),
+    "password": ("password", 1),
+    "auth_url": ("keystone_url", 2),
+    "project_name": ("tenant", 3),
+}
+# Credentials field -> option, for the fields that only exist as plain options
+_PLAIN_CREDENTIALS = {
+    "project_id": "project_id",
+    "user_domain_name": "user_domain_name",
+    "project_domain_name": "project_domain_name",
+    "cacert": "cacert",
+    "cloud": "cloud",
+    "application_credential_id": "application_credential_id",
+    "application_credential_secret": "application_credential_secret",
+}
+
+
+def _credential_part(chain: list[_Section], option: str, index: int) -> str | None:
+    # In each layer a plain option beats the matching field of `credential`; a more
+    # specific layer beats a less specific one whichever form it uses.
+    value = _lookup(chain, option, "credential")
+    if value is None:
+        return None
+    result = _parsed(value)
+    if result is UNSET:
+        return None
+    return result[index] if value.option == "credential" else result
+
+
+def _file_credentials(chain: list[_Section]) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        name: _credential_part(chain, option, index)
+        for name, (option, index) in _CREDENTIAL_PARTS.items()
+    }
+    found.update({name: _get(chain, option) for name, option in _PLAIN_CREDENTIALS.items()})
+    interface = _lookup(chain, "interface", "region_interface")
+    found["interface"] = None if interface is None else _none_if_unset(_parsed(interface))
+    found["insecure"] = _get(chain, "insecure")
+    return found
+
+
+def _none_if_unset(value: Any) -> Any:
+    return None if value is UNSET else value
+
+
+def _fill_from_environment(found: dict[str, Any], environ: Mapping[str, str]) -> None:
+    # A cloud named in the file is a complete clouds.yaml entry: mixing it with an
+    # unrelated openrc's OS_* variables would authenticate against the wrong cloud.
+    if found.get("cloud"):
+        return
+    for name, variables in _ENV_CREDENTIALS.items():
+        if found.get(name):
+            continue
+        for variable in variables:
+            if environ.get(variable):
+                found[name] = environ[variable]
+                break
+    if found.get("interface"):
+        found["interface"] = _interface(found["interface"], "environment variable OS_INTERFACE")
+
+
+def _credentials(found: dict[str, Any]) -> Credentials:
+    defaults = {"user_domain_name": "Default", "project_domain_name": "Default",
+                "interface": "public", "insecure": False}
+    values = {k: (v if v is not None else defaults.get(k)) for k, v in found.items()}
+    return Credentials(**values)
+
+
+def _has_any_credential(found: dict[str, Any]) -> bool:
+    keys = ("username", "password", "auth_url", "project_name", "cloud",
+            "application_credential_id", "application_credential_secret")
+    return any(found.get(key) for key in keys)
+
+
+def _build_target(
+    name: str, layers: _Layers, environ: Mapping[str, str]
+) -> TargetConfig:
+    chain = layers.chain(name)
+    found = _file_credentials(chain)
+    if name == MASTER:
+        _fill_from_environment(found, environ)
+    elif not _has_any_credential(found):
+        raise ConfigError(
+            f"{_where(layers.source, name)}: no credential: set credential = "
+            f"{CREDENTIAL_FORMAT} (or user/password/keystone_url/tenant, or cloud = NAME)"
+        )
+    sets = ("forcesyncs", "replace", "rename", "dontupdate", "ignore_regions",
+            "metadata_set", "obsolete_syncprops")
+    return TargetConfig(
+        name=name,
+        credentials=_credentials(found),
+        metadata_condition=_get(chain, "metadata_condition"),
+        only_tenant_images=_get(chain, "only_tenant_images", True),
+        tenant_id=_get(chain, "tenant_id"),
+        support_obsolete_images=_get(chain, "support_obsolete_images", True),
+        list_images_timeout=_get(chain, "list_images_timeout", 30),
+        **{option: _get(chain, option, frozenset()) for option in sets},
+    )
+
+
+def _master_region(layers: _Layers, environ: Mapping[str, str]) -> str:
+    region = _get(layers.chain(MAIN), "master_region") or environ.get("OS_REGION_NAME")
+    if not region:
+        where = "the configuration" if layers.source == ENVIRONMENT_SOURCE else layers.source
+        raise ConfigError(
+            f"master_region is not set: add master_region to [main] in {where} "
+            "or export OS_REGION_NAME"
+        )
+    return region
+
+
+def _validate_all_values(layers: _Layers) -> None:
+    """Parse every value given, used or shadowed, so that no mistake goes unreported."""
+    warned = False
+    for value in layers.values():
+        result = _parsed(value)
+        if value.option == "use_keystone_v3" and result is False and not warned:
+            LOG.warning("%s: ignored, glancesync always uses Keystone v3", value.origin)
+            warned = True
 
 
 def load_settings(
@@ -71,5 +696,27 @@ def load_settings(
     overrides: list[str] | tuple[str, ...] = (),
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Build the Settings; raises ConfigError (one line naming file/section/option)."""
-    raise NotImplementedError
+    """Build the Settings; raises ConfigError (one line naming file/section/option).
+
+    The file is ``config_file`` (``--config-file``), else $GLANCESYNC_CONFIG, else
+    /etc/glancesync.conf if it exists, else none (environment only). Credentials are
+    not checked here (offline runs need none): see ``validate_credentials``.
+    """
+    env = os.environ if environ is None else environ
+    path = _resolve_file(config_file, env)
+    layers = _Layers(source=path if path is not None else ENVIRONMENT_SOURCE)
+    if path is not None:
+        layers.file = _read_file(path, _read_text(path, config_file))
+    _apply_overrides(layers, overrides)
+    _validate_all_values(layers)
+
+    main = layers.chain(MAIN)
+    names = [MASTER, *(s for s in layers.sections() if s not in (MAIN, MASTER))]
+    return Settings(
+        master_region=_master_region(layers, env),
+        targets={name: _build_target(name, layers, env) for name in names},
+        preferable_order=_get(main, "preferable_order", ()),
+        max_children=_get(main, "max_children", 1),
+        images_dir=_get(main, "images_dir", DEFAULT_IMAGES_DIR),
+        source=layers.source,
+    )
