@@ -20,6 +20,8 @@ from glancesync.image import Image
 BACKUP_DIR_PREFIX = "backup_glance_"
 BACKUP_FILE_PREFIX = "backup_"
 BACKUP_FILE_SUFFIX = ".csv"
+# target,project id of each target backed up: offline replays then see the same owners.
+TENANTS_FILE = "tenants.csv"
 
 
 def backup_filename(fullname: str) -> str:
@@ -74,6 +76,19 @@ def write_backup(directory: str, fullname: str, images: list[Image]) -> str:
         rows.append(row)
     write_csv_atomic(path, rows)
     return path
+
+
+def write_tenants(directory: str, tenant_ids: dict[str, str]) -> None:
+    write_csv_atomic(os.path.join(directory, TENANTS_FILE), sorted(tenant_ids.items()))
+
+
+def read_tenants(directory: str) -> dict[str, str]:
+    """target -> project id recorded by a backup; empty when the file is absent."""
+    path = os.path.join(directory, TENANTS_FILE)
+    if not os.path.isfile(path):
+        return {}
+    rows = csv.reader(io.StringIO(_read_text(path)))
+    return {row[0]: row[1] for row in rows if len(row) >= 2 and row[0] and row[1]}
 
 
 def read_backup(path: str, region: str | None = None) -> list[Image]:

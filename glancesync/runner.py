@@ -227,8 +227,15 @@ class Runner:
     def make_backups(self, refs: list[RegionRef], base: str = ".") -> int:
         directory = backup.make_backup_dir(base)
         master = RegionRef("master", self.settings.master_region)
+        refs = [master] + [r for r in refs if r != master]
         failed = False
-        for ref in [master] + [r for r in refs if r != master]:
+        try:
+            tenants = {ref.target: self.facade(ref.target).tenant_id() for ref in refs}
+            backup.write_tenants(directory, tenants)
+        except FacadeError as exc:
+            log.error(f"tenant ids not recorded: {exc}")
+            failed = True
+        for ref in refs:
             try:
                 images = self.facade(ref.target).list_images(ref.region)
             except FacadeError as exc:

@@ -27,6 +27,7 @@ from glancesync.backup import (
     BACKUP_FILE_SUFFIX,
     backup_filename,
     read_backup_rows,
+    read_tenants,
     write_csv_atomic,
 )
 from glancesync.exceptions import ConfigError, FacadeError
@@ -116,6 +117,9 @@ class OfflineFacade(Facade):
     def tenant_id(self) -> str:
         if self._tenant_id:
             return self._tenant_id
+        recorded = read_tenants(self.directory).get(self.target_name)
+        if recorded:  # a --make-backups directory: the real project id
+            return recorded
         if self._tenant_name:
             # The old mock's convention (SPEC §4.4): tenant "tenant1" has id "tenant1id".
             return f"{self._tenant_name}id"
