@@ -1,43 +1,77 @@
 """Where image bytes come from: ``images_dir/<master id>`` if readable, else the master API.
 
 Bytes are streamed in chunks (constant memory, no temporary file) and hashed on the way,
-so an upload can be checked against the master's checksum and multihash.
+so an upload can be checked against the master's checksum and multihash. Progress shows
+as a tqdm bar on a terminal, as an occasional log line otherwise (cron logs).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from glancesync.exceptions import FacadeError
 from glancesync.facade.base import Facade
 from glancesync.image import Image
 
 CHUNK_SIZE = 1024 * 1024
+PROGRESS_LOG_INTERVAL = 30.0  # seconds between progress lines when not on a terminal
+
+LOG = logging.getLogger("glancesync")
 
 
 class ImageSource:
-    """The bytes of one master image, as an iterator of chunks hashed while read."""
+    """The bytes of one master image, as an iterator of chunks hashed while read.
+
+    ``progress``: None = a bar when stderr is a terminal and the log goes to one too
+    (else occasional log lines); True = always a bar; False = never.
+    """
 
     def __init__(
-        self, master: Image, description: str, opener: Callable[[], Iterator[bytes]]
+        self,
+        master: Image,
+        description: str,
+        opener: Callable[[], Iterator[bytes]],
+        progress: bool | None = None,
     ) -> None:
         self.master = master
         self.description = description
         self._opener = opener
+        self._progress = progress
+        self._reset()
+
+    def _reset(self) -> None:
         self.bytes_read = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
-        algo = master.os_hash_algo
-        self._multihash = hashlib.new(algo) if algo and algo in hashlib.algorithms_available else None
+        algo = self.master.os_hash_algo
+        self._multihash = (
+            hashlib.new(algo) if algo and algo in hashlib.algorithms_available else None
+        )
 
     def chunks(self) -> Iterator[bytes]:
-        for chunk in self._opener():
-            self._md5.update(chunk)
-            if self._multihash is not None:
-                self._multihash.update(chunk)
-            self.bytes_read += len(chunk)
-            yield chunk
+        # Every read starts from scratch, so a retried upload is hashed correctly.
+        self._reset()
+        progress = _progress_for(self)
+        iterator = self._opener()
+        try:
+            for chunk in iterator:
+                self._md5.update(chunk)
+                if self._multihash is not None:
+                    self._multihash.update(chunk)
+                self.bytes_read += len(chunk)
+                progress.update(len(chunk))
+                yield chunk
+        finally:
+            # Stopped early (failed upload): release the master download connection now.
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            progress.close()
 
     def verify(self, region: str) -> None:
         """After the bytes were consumed: they must be the master's (size and hashes)."""
@@ -61,15 +95,20 @@ class ImageSource:
 
 
 def source_for(
-    master: Image, images_dir: str | None, master_facade: Facade, master_region: str
+    master: Image,
+    images_dir: str | None,
+    master_facade: Facade,
+    master_region: str,
+    progress: bool | None = None,
 ) -> ImageSource:
     path = os.path.join(images_dir, master.id) if images_dir else None
     if path and os.path.isfile(path) and os.access(path, os.R_OK):
-        return ImageSource(master, f"file {path}", lambda: _read_file(path))
+        return ImageSource(master, f"file {path}", lambda: _read_file(path), progress)
     return ImageSource(
         master,
         f"master region {master_region}",
         lambda: master_facade.download(master_region, master.id),
+        progress,
     )
 
 
@@ -77,3 +116,86 @@ def _read_file(path: str) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK_SIZE):
             yield chunk
+
+
+# -- progress ---------------------------------------------------------------------------
+def _progress_for(source: ImageSource) -> _BarProgress | _LogProgress:
+    wanted = source._progress
+    if wanted is None:
+        wanted = sys.stderr.isatty() and _logging_to_terminal()
+    if wanted:
+        return _BarProgress(source)
+    return _LogProgress(source)
+
+
+def _logging_to_terminal() -> bool:
+    """Whether our log lines go to a terminal too (a --parallel child logs to a file).
+
+    Without this, the bars of several children would interleave on the one terminal while
+    their log files got no progress at all.
+    """
+    logger: logging.Logger | None = LOG
+    while logger is not None:
+        for handler in logger.handlers:
+            stream = getattr(handler, "stream", None)
+            if not isinstance(handler, logging.FileHandler) and _isatty(stream):
+                return True
+        logger = logger.parent if logger.propagate else None
+    return False
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+class _BarProgress:
+    def __init__(self, source: ImageSource) -> None:
+        from tqdm import tqdm  # only interactive runs need it
+
+        self._bar: Any = tqdm(
+            total=source.master.size or None,
+            desc=str(source.master.name),
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            leave=False,  # the executor logs the outcome; a finished bar is noise
+            file=sys.stderr,
+        )
+
+    def update(self, n: int) -> None:
+        self._bar.update(n)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+class _LogProgress:
+    """A line every PROGRESS_LOG_INTERVAL seconds: quiet for small images, alive for big."""
+
+    def __init__(self, source: ImageSource) -> None:
+        self._source = source
+        self._start = self._last = time.monotonic()
+
+    def update(self, n: int) -> None:
+        now = time.monotonic()
+        if now - self._last < PROGRESS_LOG_INTERVAL:
+            return
+        self._last = now
+        done = self._source.bytes_read
+        total = self._source.master.size
+        rate = done / 1e6 / max(now - self._start, 1e-9)
+        share = f"{100 * done // total}% of " if total else ""
+        LOG.info(
+            "Transferring %s from %s: %s%d MB, %.1f MB/s",
+            self._source.master.name,
+            self._source.description,
+            share,
+            (total or done) // 1_000_000,
+            rate,
+        )
+
+    def close(self) -> None:
+        pass

@@ -9,7 +9,8 @@ Each directory here is one scenario:
     expected_exit          expected exit code of the sync and of the status (default 0)
     after/backup_*.csv     the regions after the sync
     status_after.csv       expected `--show-status` output after
-    output.txt             lines that must appear in the sync's output (optional)
+    output.txt             lines that must appear in the sync's output, in this order
+                           (each one a substring of a line; optional)
 
 For each one: status before, dry run (every byte unchanged, sequential and --parallel),
 sync, files after, status after, and a second sync that changes nothing.
@@ -52,6 +53,14 @@ def read_text(path: Path, default: str = "") -> str:
     return path.read_text() if path.exists() else default
 
 
+def assert_lines_in_order(expected: list[str], output: str) -> None:
+    """Each expected line is part of an output line, after the previous one's line."""
+    lines = iter(output.splitlines())
+    for wanted in expected:
+        if not any(wanted in line for line in lines):
+            raise AssertionError(f"missing (or out of order) output line: {wanted}\n{output}")
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_scenario(name: str, tmp_path: Path) -> None:
     scenario = HERE / name
@@ -62,6 +71,7 @@ def test_scenario(name: str, tmp_path: Path) -> None:
 
     status = run(tmp_path, scenario, "--show-status", *region_args)
     assert status.stdout == read_text(scenario / "status_before.csv"), status.stderr
+    assert status.returncode == expected_exit, status.stderr
     assert "Traceback" not in status.stderr
 
     before = snapshot(regions)
@@ -73,8 +83,7 @@ def test_scenario(name: str, tmp_path: Path) -> None:
     sync = run(tmp_path, scenario, *region_args)
     assert sync.returncode == expected_exit, sync.stdout + sync.stderr
     assert "Traceback" not in sync.stdout + sync.stderr
-    for line in read_text(scenario / "output.txt").splitlines():
-        assert line in sync.stdout, f"missing output line: {line}\n{sync.stdout}"
+    assert_lines_in_order(read_text(scenario / "output.txt").splitlines(), sync.stdout)
     assert snapshot(regions) == snapshot(scenario / "after")
 
     status = run(tmp_path, scenario, "--show-status", *region_args)
