@@ -28,8 +28,8 @@ LOG = logging.getLogger("glancesync")
 class ImageSource:
     """The bytes of one master image, as an iterator of chunks hashed while read.
 
-    ``progress``: None = a bar when stderr is a terminal and the log goes to one too
-    (else occasional log lines); True = always a bar; False = never.
+    ``progress``: True = a tqdm bar; False = a log line every PROGRESS_LOG_INTERVAL
+    seconds; None = a bar when stderr and the "glancesync" log both go to a terminal.
     """
 
     def __init__(

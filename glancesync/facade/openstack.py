@@ -1,0 +1,559 @@
+"""The real cloud: a keystoneauth1 session (Keystone v3) + python-glanceclient v2.
+
+One facade per target. Regions come from the target's service catalog (``image``
+endpoints of the configured interface); every Glance call goes to that region's endpoint.
+Errors become one-line :class:`FacadeError` messages naming the region, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import glanceclient
+import requests
+import urllib3
+from glanceclient import exc as glance_exc
+from keystoneauth1 import exceptions as ksa_exc
+from keystoneauth1 import session as ksa_session
+from keystoneauth1.identity import v3
+
+from glancesync.exceptions import ConfigError, FacadeError
+from glancesync.facade.base import Facade, MetadataChanges
+from glancesync.image import Image, is_user_property
+
+if TYPE_CHECKING:
+    from keystoneauth1.plugin import BaseAuthPlugin
+
+    from glancesync.config import Credentials
+    from glancesync.transfer import ImageSource
+
+LOG = logging.getLogger("glancesync")
+
+PAGE_SIZE = 1000  # Glance caps it (api_limit_max, 1000 by default); fewer round trips
+CHUNK_SIZE = 1024 * 1024
+# Transfers: urllib3 uses the *connect* timeout as the socket timeout while it sends a
+# request body, so a short one would abort an upload whenever the destination pauses for
+# a moment; the read timeout bounds the silence while waiting for bytes or the answer.
+TRANSFER_MIN_CONNECT_TIMEOUT = 60
+TRANSFER_READ_TIMEOUT = 600
+JSON_PATCH = "application/openstack-images-v2.1-json-patch"
+
+# Credential field -> (configuration option, environment variable) for error messages.
+CREDENTIAL_SOURCES = {
+    "auth_url": ("keystone_url", "OS_AUTH_URL"),
+    "username": ("user", "OS_USERNAME"),
+    "password": ("password", "OS_PASSWORD"),
+    "project_name": ("tenant or project_id", "OS_PROJECT_NAME or OS_PROJECT_ID"),
+    "application_credential_id": ("application_credential_id", "OS_APPLICATION_CREDENTIAL_ID"),
+    "application_credential_secret": (
+        "application_credential_secret",
+        "OS_APPLICATION_CREDENTIAL_SECRET",
+    ),
+}
+
+
+class OpenStackFacade(Facade):
+    """Glance v2 regions of one target, reached through one Keystone v3 session."""
+
+    def __init__(self, target_name: str, credentials: Credentials, timeout: int = 30) -> None:
+        super().__init__(target_name)
+        self.credentials = credentials
+        self.timeout = timeout
+        auth, verify, cert = _auth_plugin(target_name, credentials)
+        # One session (hence one token) for the whole target; ``timeout`` is the default
+        # for every request, transfers pass their own.
+        self._session = ksa_session.Session(auth=auth, verify=verify, cert=cert, timeout=timeout)
+        self._transfer_timeout = (
+            max(timeout, TRANSFER_MIN_CONNECT_TIMEOUT),
+            max(timeout, TRANSFER_READ_TIMEOUT),
+        )
+        self._clients: dict[str, Any] = {}
+        self._project_id: str | None = None
+
+    # -- target level ------------------------------------------------------------------
+    def regions(self) -> list[str]:
+        interface = self.credentials.interface
+        try:
+            catalog = self._session.auth.get_access(self._session).service_catalog
+            endpoints = catalog.get_endpoints(service_type="image", interface=interface)
+        except Exception as exc:
+            raise FacadeError(
+                f"{self.target_name}: Error retrieving the region list. Cause: {self._cause(exc)}"
+            ) from exc
+        names = {e.get("region_id") or e.get("region") for e in endpoints.get("image", [])}
+        return sorted(name for name in names if name)
+
+    def tenant_id(self) -> str:
+        if self._project_id is None:
+            try:
+                project_id = self._session.get_project_id()
+            except Exception as exc:
+                raise FacadeError(
+                    f"{self.target_name}: Error retrieving the project id. "
+                    f"Cause: {self._cause(exc)}"
+                ) from exc
+            if not project_id:
+                raise FacadeError(f"{self.target_name}: the token is not scoped to a project.")
+            self._project_id = project_id
+        return self._project_id
+
+    # -- listing -----------------------------------------------------------------------
+    def list_images(self, region: str) -> list[Image]:
+        fullname = self.fullname(region)
+        try:
+            raw_images = self._list_raw(region)
+        except Exception as exc:
+            if _is_timeout(exc):
+                raise FacadeError(
+                    f"{fullname}: Timeout while retrieving image list (after {self.timeout} s)."
+                ) from exc
+            raise FacadeError(
+                f"{fullname}: Error retrieving image list. Cause: {self._cause(exc)}"
+            ) from exc
+        return [_to_image(raw, fullname) for raw in raw_images]
+
+    def _list_raw(self, region: str) -> list[dict[str, Any]]:
+        """The default listing plus the hidden images (which it leaves out), by id."""
+        images = self._client(region).images
+        found: dict[str, dict[str, Any]] = {}
+        # os_hidden=true lists *only* the hidden ones, so two listings are needed to see
+        # every name that could clash with an upload.
+        for filters in ({}, {"os_hidden": "true"}):
+            for raw in images.list(page_size=PAGE_SIZE, filters=dict(filters)):
+                found.setdefault(raw["id"], dict(raw))
+        return list(found.values())
+
+    # -- writes ------------------------------------------------------------------------
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        fullname = self.fullname(region)
+        failed = f"{fullname}: Upload of {image.name} failed. Cause: "
+        try:
+            client = self._client(region)
+            created = client.images.create(**_create_fields(image))
+        except Exception as exc:
+            raise FacadeError(failed + self._cause(exc)) from exc
+        image_id = created["id"]
+        try:
+            raw = self._fill(client, fullname, image_id, image, source)
+        except BaseException as exc:
+            # Never leave a queued/killed half image behind, whatever stopped us.
+            self._delete_after_failure(client, fullname, image_id, image.name)
+            if not isinstance(exc, Exception):
+                raise  # KeyboardInterrupt / SystemExit: stop the run, do not go on
+            raise FacadeError(failed + self._upload_cause(exc, fullname)) from exc
+        return _to_image(raw, fullname)
+
+    def _fill(
+        self, client: Any, fullname: str, image_id: str, image: Image, source: ImageSource
+    ) -> dict[str, Any]:
+        """Upload, verify both ends, then protect: the steps after the create."""
+        reader = _ChunkReader(source)
+        try:
+            client.http_client.put(
+                f"/v2/images/{image_id}/file",
+                headers=_upload_headers(source.master.size),
+                data=reader,
+                timeout=self._transfer_timeout,
+            )
+        except Exception as exc:
+            # A failing source surfaces as a broken request: report the source's error.
+            if reader.error is not None and reader.error is not exc:
+                raise _SourceFailure(source.description, reader.error) from reader.error
+            raise
+        finally:
+            reader.close()
+        source.verify(fullname)
+        raw = _get_raw(client, image_id)
+        _check_uploaded(raw, source.master)
+        if image.protected:
+            # Set only now: a protected image could not be deleted if a step above failed.
+            raw = _patch(client, image_id, [{"op": "replace", "path": "/protected", "value": True}])
+        return raw
+
+    def _delete_after_failure(
+        self, client: Any, fullname: str, image_id: str, name: str | None
+    ) -> None:
+        try:
+            client.images.delete(image_id)
+        except glance_exc.HTTPNotFound:
+            pass
+        except Exception as exc:
+            LOG.error(
+                "%s: Could not delete image %s left by the failed upload of %s. Cause: %s",
+                fullname,
+                image_id,
+                name,
+                self._cause(exc),
+            )
+
+    def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        ops = _patch_operations(changes)
+        if not ops:
+            return
+        try:
+            _patch(self._client(region), image_id, ops)
+        except Exception as exc:
+            raise FacadeError(
+                f"{self.fullname(region)}: Update of {image_id} failed. Cause: {self._cause(exc)}"
+            ) from exc
+
+    def delete_image(self, region: str, image_id: str) -> None:
+        client = None
+        try:
+            client = self._client(region)
+            client.images.delete(image_id)
+        except Exception as exc:
+            cause = self._cause(exc)
+            forbidden = isinstance(exc, glance_exc.HTTPForbidden)
+            if forbidden and client is not None and _is_protected(client, image_id):
+                cause = f"the image is protected (unprotect it first): {cause}"
+            raise FacadeError(
+                f"{self.fullname(region)}: Deletion of image {image_id} failed. Cause: {cause}"
+            ) from exc
+
+    # -- reading bytes -----------------------------------------------------------------
+    def download(self, region: str, image_id: str) -> Iterator[bytes]:
+        """Stream ``GET /v2/images/{id}/file`` in 1 MiB chunks (nothing is buffered)."""
+        fullname = self.fullname(region)
+        try:
+            # A GET with no Content-Type is an octet-stream request: glanceclient asks for
+            # a streamed response. No checksum here: ImageSource hashes what it reads.
+            resp, _ = self._client(region).http_client.get(
+                f"/v2/images/{image_id}/file", timeout=self._transfer_timeout
+            )
+        except Exception as exc:
+            raise FacadeError(
+                f"{fullname}: Download of image {image_id} failed. Cause: {self._cause(exc)}"
+            ) from exc
+        try:
+            if resp.status_code == 204:
+                raise FacadeError(f"{fullname}: Image {image_id} has no data to download.")
+            yield from _iter_body(resp, fullname, image_id)
+        finally:
+            resp.close()  # also when the consumer stops early (failed upload)
+
+    # -- helpers -----------------------------------------------------------------------
+    def _client(self, region: str) -> Any:
+        if region not in self._clients:
+            # Resolve the endpoint (authenticating if needed) before glanceclient does: its
+            # error path authenticates again, which doubles a Keystone timeout.
+            interface = self.credentials.interface
+            if not self._session.get_endpoint(
+                service_type="image", region_name=region, interface=interface
+            ):
+                raise ksa_exc.EndpointNotFound(f"no {interface} image endpoint for region {region}")
+            self._clients[region] = glanceclient.Client(
+                "2",
+                session=self._session,
+                region_name=region,
+                interface=self.credentials.interface,
+            )
+        return self._clients[region]
+
+    def _upload_cause(self, exc: BaseException, fullname: str) -> str:
+        text = self._cause(exc)
+        # verify() messages already start with the region; do not say it twice
+        return text.removeprefix(f"{fullname}: ")
+
+    def _cause(self, exc: BaseException) -> str:
+        if isinstance(exc, ksa_exc.Unauthorized):
+            return (
+                f"Keystone {self._keystone_name()} rejected the credentials of "
+                f"{self._who()}: {_one_line(exc)}"
+            )
+        if isinstance(exc, ksa_exc.EndpointNotFound):
+            return f"{_one_line(exc)} (catalog of {self._keystone_name()})"
+        if _is_timeout(exc):
+            text = _one_line(exc)
+            return text if "timed out" in text.lower() else f"timed out: {text}"
+        return _connect_failure(exc) or _one_line(exc)
+
+    def _keystone_name(self) -> str:
+        creds = self.credentials
+        return f"cloud {creds.cloud!r}" if creds.cloud else str(creds.auth_url)
+
+    def _who(self) -> str:
+        creds = self.credentials
+        if creds.cloud:
+            return f"cloud {creds.cloud!r}"
+        if creds.application_credential_id:
+            return f"application credential {creds.application_credential_id}"
+        return f"user {creds.username!r} (project {creds.project_name or creds.project_id!r})"
+
+
+# -- authentication -------------------------------------------------------------------
+def _auth_plugin(target: str, creds: Credentials) -> tuple[BaseAuthPlugin, bool | str, Any]:
+    """The auth plugin and TLS settings for a target; ConfigError if something is missing."""
+    verify: bool | str = creds.cacert or True
+    if creds.insecure:
+        verify = False
+    if creds.auth_method == "cloud":
+        auth, cloud_verify, cert = _cloud_auth(target, str(creds.cloud))
+        explicit_tls = creds.insecure or creds.cacert
+        return auth, (verify if explicit_tls else cloud_verify), cert
+    _require(target, creds)
+    if creds.auth_method == "application_credential":
+        auth = v3.ApplicationCredential(
+            auth_url=creds.auth_url,
+            application_credential_id=creds.application_credential_id,
+            application_credential_secret=creds.application_credential_secret,
+        )
+        return auth, verify, None
+    scope: dict[str, str | None] = (
+        {"project_id": creds.project_id}
+        if creds.project_id
+        else {
+            "project_name": creds.project_name,
+            "project_domain_name": creds.project_domain_name,
+        }
+    )
+    auth = v3.Password(
+        auth_url=creds.auth_url,
+        username=creds.username,
+        password=creds.password,
+        user_domain_name=creds.user_domain_name,
+        **scope,
+    )
+    return auth, verify, None
+
+
+def _require(target: str, creds: Credentials) -> None:
+    # The CLI validates with the configuration's context first (config.validate_credentials);
+    # this is the same check for callers that build Credentials themselves.
+    missing = creds.missing()
+    if missing:
+        raise ConfigError(
+            f"Target {target}: incomplete Keystone credentials, missing "
+            + "; ".join(_where(target, name) for name in missing)
+        )
+
+
+def _where(target: str, field: str) -> str:
+    option, env = CREDENTIAL_SOURCES[field]
+    # Only the master target falls back to the OS_* environment (SPEC §2.5).
+    fallback = f" or {env}" if target == "master" else ""
+    return f"{field} (option {option} in [{target}]{fallback})"
+
+
+def _cloud_auth(target: str, cloud: str) -> tuple[BaseAuthPlugin, bool | str, Any]:
+    """Auth + TLS from a clouds.yaml entry (OS_CLIENT_CONFIG_FILE is honoured)."""
+    # openstacksdk is heavy to import; only targets using clouds.yaml pay for it.
+    from openstack import exceptions as sdk_exc
+    from openstack.config import OpenStackConfig
+
+    try:
+        with warnings.catch_warnings():
+            # openstacksdk announces its own deprecations (InfluxDB...): not the user's concern
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            region = OpenStackConfig().get_one(cloud=cloud)
+        auth = region.get_auth()
+        verify, cert = region.get_requests_verify_args()
+    except (sdk_exc.SDKException, ksa_exc.ClientException, KeyError, ValueError) as exc:
+        raise ConfigError(
+            f"Target {target}: clouds.yaml cloud {cloud!r}: {_one_line(exc)}"
+        ) from exc
+    if auth is None:
+        raise ConfigError(f"Target {target}: clouds.yaml cloud {cloud!r} has no usable auth")
+    return auth, verify, cert
+
+
+# -- Glance helpers -------------------------------------------------------------------
+def _create_fields(image: Image) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        key: value for key, value in image.properties.items() if is_user_property(key)
+    }
+    fields.update(
+        name=image.name,
+        visibility=image.visibility,
+        min_ram=int(image.min_ram or 0),
+        min_disk=int(image.min_disk or 0),
+        protected=False,  # set after a verified upload, see OpenStackFacade._fill
+    )
+    for key in ("disk_format", "container_format"):
+        if getattr(image, key):
+            fields[key] = getattr(image, key)
+    return fields
+
+
+def _upload_headers(size: int) -> dict[str, str]:
+    headers = {"Content-Type": "application/octet-stream"}
+    if size:
+        headers["x-openstack-image-size"] = str(size)  # lets Glance check quotas up front
+    return headers
+
+
+def _get_raw(client: Any, image_id: str) -> dict[str, Any]:
+    resp, body = client.http_client.get(f"/v2/images/{image_id}")
+    return dict(body)
+
+
+def _patch(client: Any, image_id: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """One PATCH with exactly ``ops``; returns the image as Glance answers."""
+    resp, body = client.http_client.patch(
+        f"/v2/images/{image_id}", headers={"Content-Type": JSON_PATCH}, data=json.dumps(ops)
+    )
+    return dict(body or {})
+
+
+def _patch_operations(changes: MetadataChanges) -> list[dict[str, Any]]:
+    ops: list[dict[str, Any]] = []
+    for key in ("name", "visibility"):
+        if key in changes:
+            ops.append({"op": "replace", "path": f"/{key}", "value": changes[key]})
+    for key in sorted(k for k in changes if k not in ("name", "visibility")):
+        value = changes[key]
+        path = "/" + key.replace("~", "~0").replace("/", "~1")  # JSON pointer escaping
+        if value is None:
+            ops.append({"op": "remove", "path": path})
+        else:
+            # "add" on an existing property replaces it, so one op serves both cases.
+            ops.append({"op": "add", "path": path, "value": str(value)})
+    return ops
+
+
+def _check_uploaded(raw: Mapping[str, Any], master: Image) -> None:
+    """The destination's own hashes must be the master's (DESIGN: verify every upload)."""
+    if raw.get("status") != "active":
+        raise FacadeError(f"the new image is {raw.get('status')} after the upload, not active")
+    if not master.content_ids():
+        return
+    new = _to_image(raw, "")
+    if not new.same_content(master):
+        raise FacadeError(
+            f"the new image's checksum {new.checksum} / {new.os_hash_algo} hash differ from "
+            f"the master's ({master.checksum})"
+        )
+
+
+def _is_protected(client: Any, image_id: str) -> bool:
+    try:
+        return bool(_get_raw(client, image_id).get("protected"))
+    except Exception:
+        return False
+
+
+def _iter_body(resp: requests.Response, fullname: str, image_id: str) -> Iterator[bytes]:
+    try:
+        for chunk in resp.iter_content(chunk_size=CHUNK_SIZE):
+            if chunk:
+                yield chunk
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        kind = "timed out" if _is_timeout(exc) else "was interrupted"
+        raise FacadeError(
+            f"{fullname}: Download of image {image_id} {kind}. Cause: {_one_line(exc)}"
+        ) from exc
+
+
+def _to_image(raw: Mapping[str, Any], region: str) -> Image:
+    return Image(
+        id=raw["id"],
+        name=raw.get("name"),
+        region=region,
+        owner=raw.get("owner"),
+        visibility=raw.get("visibility") or "private",
+        checksum=raw.get("checksum"),
+        size=raw.get("size") or 0,
+        status=raw.get("status") or "",
+        # A null property (kernel_id: null) is as good as absent; never turn it into "None".
+        properties={k: v for k, v in raw.items() if is_user_property(k) and v is not None},
+        os_hash_algo=raw.get("os_hash_algo"),
+        os_hash_value=raw.get("os_hash_value"),
+        disk_format=raw.get("disk_format"),
+        container_format=raw.get("container_format"),
+        min_ram=raw.get("min_ram") or 0,
+        min_disk=raw.get("min_disk") or 0,
+        protected=bool(raw.get("protected")),
+    )
+
+
+class _SourceFailure(Exception):
+    """The image bytes could not be read (the destination was fine)."""
+
+    def __init__(self, description: str, error: BaseException) -> None:
+        # A FacadeError (master download) already says where; other errors need the source.
+        text = _one_line(error)
+        super().__init__(
+            text if isinstance(error, FacadeError) else f"reading {description} failed: {text}"
+        )
+
+
+class _ChunkReader:
+    """File-like view of ``source.chunks()``: glanceclient only streams objects with read().
+
+    Holds at most one chunk. An error raised by the source is kept in ``error``, because
+    the HTTP stack reports it as a mere broken request.
+    """
+
+    def __init__(self, source: ImageSource) -> None:
+        self._chunks = source.chunks()
+        self._buffer = b""
+        self.error: BaseException | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._buffer:
+            try:
+                self._buffer = next(self._chunks, b"")
+            except Exception as exc:
+                self.error = exc
+                raise
+        if size is None or size < 0 or size >= len(self._buffer):
+            data, self._buffer = self._buffer, b""
+        else:
+            data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def close(self) -> None:
+        self._chunks.close()  # type: ignore[attr-defined]  # a generator: ends the download
+
+
+# -- error text -------------------------------------------------------------------------
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """Every exception wrapped in ``exc`` (libraries wrap a socket error three times over)."""
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        if isinstance(current, urllib3.exceptions.NewConnectionError):
+            # Only its socket error is of interest: the class itself is a subclass of
+            # ConnectTimeoutError even for "connection refused".
+            todo.extend([current.__cause__, current.__context__])
+            continue
+        todo.extend([current.__cause__, current.__context__, *current.args])
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    timeouts = (
+        ksa_exc.ConnectTimeout,
+        requests.Timeout,
+        urllib3.exceptions.TimeoutError,
+        socket.timeout,
+        TimeoutError,
+    )
+    return any(
+        isinstance(e, timeouts) and not isinstance(e, urllib3.exceptions.NewConnectionError)
+        for e in _chain(exc)
+    )
+
+
+def _connect_failure(exc: BaseException) -> str | None:
+    """ "Unable to establish connection to URL: [Errno 111] Connection refused", or None."""
+    chain = list(_chain(exc))
+    failure = next((e for e in chain if isinstance(e, ksa_exc.ConnectFailure)), None)
+    root = next((e for e in chain if isinstance(e, OSError) and e.errno is not None), None)
+    if failure is None or root is None:
+        return None
+    return f"{str(failure).split(': ', 1)[0]}: {_one_line(root)}"
