@@ -43,20 +43,6 @@ TRANSFER_MIN_CONNECT_TIMEOUT = 60
 TRANSFER_READ_TIMEOUT = 600
 JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 
-# Credential field -> (configuration option, environment variable) for error messages.
-CREDENTIAL_SOURCES = {
-    "auth_url": ("keystone_url", "OS_AUTH_URL"),
-    "username": ("user", "OS_USERNAME"),
-    "password": ("password", "OS_PASSWORD"),
-    "project_name": ("tenant or project_id", "OS_PROJECT_NAME or OS_PROJECT_ID"),
-    "application_credential_id": ("application_credential_id", "OS_APPLICATION_CREDENTIAL_ID"),
-    "application_credential_secret": (
-        "application_credential_secret",
-        "OS_APPLICATION_CREDENTIAL_SECRET",
-    ),
-}
-
-
 class OpenStackFacade(Facade):
     """Glance v2 regions of one target, reached through one Keystone v3 session."""
 
@@ -323,21 +309,13 @@ def _auth_plugin(target: str, creds: Credentials) -> tuple[BaseAuthPlugin, bool 
 
 
 def _require(target: str, creds: Credentials) -> None:
-    # The CLI validates with the configuration's context first (config.validate_credentials);
-    # this is the same check for callers that build Credentials themselves.
+    # The CLI validates first, with the file/option/OS_* hints (config.validate_credentials);
+    # this check is for callers that build Credentials themselves.
     missing = creds.missing()
     if missing:
         raise ConfigError(
-            f"Target {target}: incomplete Keystone credentials, missing "
-            + "; ".join(_where(target, name) for name in missing)
+            f"Target {target}: incomplete Keystone credentials, missing {', '.join(missing)}"
         )
-
-
-def _where(target: str, field: str) -> str:
-    option, env = CREDENTIAL_SOURCES[field]
-    # Only the master target falls back to the OS_* environment (SPEC §2.5).
-    fallback = f" or {env}" if target == "master" else ""
-    return f"{field} (option {option} in [{target}]{fallback})"
 
 
 def _cloud_auth(target: str, cloud: str) -> tuple[BaseAuthPlugin, bool | str, Any]:

@@ -389,12 +389,8 @@ def test_missing_credentials_are_a_configuration_error():
     with pytest.raises(ConfigError) as failure:
         OpenStackFacade("master", Credentials(auth_url="http://127.0.0.1:1/v3", username="u"))
     assert str(failure.value) == (
-        "Target master: incomplete Keystone credentials, missing "
-        "password (option password in [master] or OS_PASSWORD); "
-        "project_name (option tenant or project_id in [master] "
-        "or OS_PROJECT_NAME or OS_PROJECT_ID)")
-    with pytest.raises(ConfigError, match=r"^Target other: .*missing auth_url \(option "
-                                          r"keystone_url in \[other\]\)$"):
+        "Target master: incomplete Keystone credentials, missing password, project_name")
+    with pytest.raises(ConfigError, match=r"^Target other: .*missing auth_url$"):
         OpenStackFacade("other", Credentials(username="u", password="p", project_name="x"))
 
 
