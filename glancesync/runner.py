@@ -128,10 +128,17 @@ class Runner:
 
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
         try:
-            plan = self.plan(ref)
+            return self._sync_region(ref, dry_run)
         except FacadeError as exc:
             log.error(str(exc))
-            return RegionResult(ref.fullname, failed=True)
+        except GlanceSyncError:
+            raise
+        except Exception as exc:  # a bug: fail this region loudly, go on with the next
+            log.exception(f"{ref.fullname}: unexpected error: {exc!r}")
+        return RegionResult(ref.fullname, failed=True)
+
+    def _sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
+        plan = self.plan(ref)
         master_facade = self.facade("master")
 
         def source(master: Image):
@@ -144,6 +151,7 @@ class Runner:
         return Executor(facade, ref.region, target, plan, source, dry_run).run()
 
     def sync(self, refs: list[RegionRef], dry_run: bool) -> int:
+        self.master()  # a master that cannot be listed stops the run here
         print(f"======Master is {self.settings.master_region}", flush=True)
         results = []
         for ref in refs:
@@ -186,8 +194,7 @@ class Runner:
         except GlanceSyncError as exc:
             log.error(str(exc))
             return exc.exit_code
-        except BaseException as exc:  # a bug: say so in the region's log, never silently
-            log.exception(f"{ref.fullname}: unexpected error: {exc!r}")
+        except BaseException:  # e.g. KeyboardInterrupt: the parent reports the failure
             return EXIT_REGION_FAILED
 
     @staticmethod
@@ -210,6 +217,7 @@ class Runner:
         return code
 
     def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
+        self.master()
         plans, failed = [], False
         for ref in refs:
             try:
