@@ -79,6 +79,8 @@ def test_scenario(name: str, tmp_path: Path) -> None:
         dry = run(tmp_path, scenario, *mode, *region_args)
         assert dry.returncode == expected_exit, dry.stdout + dry.stderr
         assert snapshot(regions) == before, f"{mode} changed a region file"
+        for done in ("Image uploaded.", "Updating the metadata", "updating obsolete image"):
+            assert done not in dry.stdout, f"{mode} says it did something: {done}"
 
     sync = run(tmp_path, scenario, *region_args)
     assert sync.returncode == expected_exit, sync.stdout + sync.stderr

@@ -1,0 +1,451 @@
+"""The executor applying a plan to file-backed (offline) regions in tmp_path.
+
+Each test writes the master region Valladolid and the destination Burgos as backup CSV
+files, plans Burgos exactly as a run does, executes, and reads Burgos back. Failures are
+simulated with a thin Facade wrapper around the OfflineFacade.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from glancesync.backup import write_csv_atomic
+from glancesync.config import TargetConfig
+from glancesync.exceptions import FacadeError
+from glancesync.executor import Executor, RegionResult
+from glancesync.facade.base import Facade, MetadataChanges
+from glancesync.facade.offline import OfflineFacade
+from glancesync.image import Image
+from glancesync.plan import plan_region
+from glancesync.selection import master_images
+from glancesync.transfer import ImageSource
+
+MASTER = "Valladolid"
+TENANT = "tenant1id"
+
+
+def img(name: str, content: str, size: int = 1048576, region: str = MASTER, **kw) -> Image:
+    """An image whose checksum and sha512 derive from ``content``."""
+    return Image(
+        id=kw.pop("id", f"{region[:3].lower()}-{name}"),
+        name=name,
+        region=region,
+        owner=kw.pop("owner", TENANT),
+        checksum=hashlib.md5(content.encode()).hexdigest(),
+        os_hash_algo="sha512",
+        os_hash_value=hashlib.sha512(content.encode()).hexdigest(),
+        size=size,
+        **kw,
+    )
+
+
+def copy_in_burgos(master: Image, **kw) -> Image:
+    fields = dict(
+        id=f"bur-{master.name}",
+        name=master.name,
+        region="Burgos",
+        owner=TENANT,
+        checksum=master.checksum,
+        os_hash_algo=master.os_hash_algo,
+        os_hash_value=master.os_hash_value,
+        size=master.size,
+        visibility=master.visibility,
+        properties=dict(master.properties),
+    )
+    fields.update(kw)
+    return Image(**fields)
+
+
+class Recording(Facade):
+    """Passes everything to the offline facade and records the writes."""
+
+    def __init__(self, inner: OfflineFacade) -> None:
+        super().__init__(inner.target_name)
+        self.inner = inner
+        self.writes: list[tuple] = []
+
+    def regions(self) -> list[str]:
+        return self.inner.regions()
+
+    def tenant_id(self) -> str:
+        return self.inner.tenant_id()
+
+    def list_images(self, region: str) -> list[Image]:
+        return self.inner.list_images(region)
+
+    def download(self, region: str, image_id: str) -> Iterator[bytes]:
+        return self.inner.download(region, image_id)
+
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        self.writes.append(("upload", image.name))
+        return self.inner.upload_image(region, image, source)
+
+    def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        self.writes.append(("update", image_id, dict(changes)))
+        self.inner.update_image(region, image_id, changes)
+
+    def delete_image(self, region: str, image_id: str) -> None:
+        self.writes.append(("delete", image_id))
+        self.inner.delete_image(region, image_id)
+
+
+class CorruptingUpload(Recording):
+    """The region stores something else than what was sent (hash mismatch)."""
+
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        created = super().upload_image(region, image, source)
+        return created.copy(checksum="0" * 32, os_hash_value="0" * 128)
+
+
+class FailingUpload(Recording):
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        self.writes.append(("upload", image.name))
+        raise FacadeError(f"Burgos: Upload of {image.name} Failed. Cause: 413 quota exceeded")
+
+
+def no_bytes(master: Image) -> ImageSource:
+    def opener() -> Iterator[bytes]:
+        raise AssertionError("offline uploads read no bytes")
+
+    return ImageSource(master, "test", opener)
+
+
+class Federation:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def write(self, region: str, images: list[Image]) -> None:
+        rows = [i.to_csv_row() for i in images]
+        write_csv_atomic(str(self.directory / f"backup_{region}.csv"), rows)
+
+    def facade(self) -> OfflineFacade:
+        return OfflineFacade("master", str(self.directory), tenant_id=TENANT)
+
+    def sync(
+        self,
+        target: TargetConfig | None = None,
+        dry_run: bool = False,
+        facade: Facade | None = None,
+    ) -> RegionResult:
+        target = target or TargetConfig("master")
+        facade = facade or self.facade()
+        master, _ = master_images(facade.list_images(MASTER), TENANT)
+        plan = plan_region("Burgos", master, facade.list_images("Burgos"), target, TENANT)
+        return Executor(facade, "Burgos", target, plan, no_bytes, dry_run).run()
+
+    def burgos(self) -> dict[str, Image]:
+        images = self.facade().list_images("Burgos")
+        by_name = {i.name: i for i in images}
+        assert len(by_name) == len(images), "duplicated names in Burgos"
+        return by_name
+
+    def snapshot(self) -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in sorted(self.directory.glob("backup_*.csv"))}
+
+
+@pytest.fixture
+def fed(tmp_path: Path) -> Federation:
+    return Federation(tmp_path)
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.INFO, logger="glancesync")
+    return caplog
+
+
+def lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [f"{r.levelname}:{r.getMessage()}" for r in caplog.records]
+
+
+# -- what an upload carries ------------------------------------------------------------
+
+
+def test_upload_carries_only_the_metadata_set_properties_unknown_names_ignored(fed):
+    debian = img("debian", "d1", properties={"type": "base", "nid": "105", "sdc_aware": "true"})
+    fed.write(MASTER, [debian])
+    fed.write("Burgos", [])
+    result = fed.sync(TargetConfig("master", metadata_set=frozenset({"type", "fake"})))
+    assert not result.failed
+    new = fed.burgos()["debian"]
+    assert new.properties == {"type": "base"}
+    assert (new.id, new.owner, new.visibility, new.checksum) == (
+        "1$debian",
+        TENANT,
+        "public",
+        debian.checksum,
+    )
+
+
+def test_upload_without_metadata_set_carries_every_property_even_empty_ones(fed):
+    props = {"type": "base", "nid": "105", "description": ""}
+    fed.write(MASTER, [img("debian", "d1", properties=props, min_ram=512, disk_format="qcow2")])
+    fed.write("Burgos", [])
+    fed.sync()
+    new = fed.burgos()["debian"]
+    assert new.properties == props
+    assert (new.min_ram, new.disk_format) == (512, "qcow2")
+
+
+def test_empty_property_value_is_synchronised_on_an_existing_image(fed, log):
+    master = img("debian", "d1", properties={"type": "base", "description": ""})
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [copy_in_burgos(master, properties={"type": "base"})])
+    fed.sync(TargetConfig("master", metadata_set=frozenset({"type", "description"})))
+    assert fed.burgos()["debian"].properties == {"type": "base", "description": ""}
+    assert "INFO:Burgos: Updating the metadata of image debian" in lines(log)
+
+
+def test_kernels_are_uploaded_before_the_images_that_use_them(fed):
+    kernel = img("kernel", "k1", size=50 * 1048576, properties={"type": "kernel"})
+    ramdisk = img("ramdisk", "r1", size=40 * 1048576, properties={"type": "ramdisk"})
+    ami = img(
+        "ami",
+        "a1",
+        size=2 * 1048576,
+        properties={"type": "ami", "kernel_id": kernel.id, "ramdisk_id": ramdisk.id},
+    )
+    small = img("small", "s1", size=1048576, properties={"type": "base"})
+    fed.write(MASTER, [ami, kernel, ramdisk, small])
+    fed.write("Burgos", [])
+    facade = Recording(fed.facade())
+    fed.sync(TargetConfig("master", metadata_set=frozenset({"type"})), facade=facade)
+    assert [w[1] for w in facade.writes] == ["ramdisk", "kernel", "small", "ami"]
+    burgos = fed.burgos()
+    # metadata_set selects ("type") and filters; the AMI references are rewritten anyway.
+    assert burgos["ami"].properties == {
+        "type": "ami",
+        "kernel_id": "1$kernel",
+        "ramdisk_id": "1$ramdisk",
+    }
+    assert burgos["kernel"].properties == {"type": "kernel"}
+
+
+# -- replace and rename --------------------------------------------------------------------
+
+
+def test_replace_uploads_the_new_copy_and_deletes_the_old_one(fed, log):
+    master = img("debian", "d2", properties={"nid": "2"})
+    old = copy_in_burgos(img("debian", "d1"), properties={"nid": "1"})
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [old])
+    result = fed.sync(TargetConfig("master", replace=frozenset({old.checksum})))
+    assert not result.failed
+    assert list(fed.burgos()) == ["debian"]
+    new = fed.burgos()["debian"]
+    assert (new.id, new.checksum, new.properties) == ("1$debian", master.checksum, {"nid": "2"})
+    assert "INFO:Burgos: Replacing image debian (1.0 MB)" in lines(log)
+
+
+def test_rename_keeps_the_old_copy_private_with_its_properties_and_ami_refs(fed, log):
+    kernel = img("kernel", "k1")
+    ami = img("ami", "a2", properties={"type": "ami", "kernel_id": kernel.id})
+    old_ami = copy_in_burgos(
+        img("ami", "a1"), properties={"type": "ami-old", "kernel_id": "bur-kernel"}
+    )
+    fed.write(MASTER, [kernel, ami])
+    fed.write("Burgos", [copy_in_burgos(kernel), old_ami])
+    fed.sync(TargetConfig("master", rename=frozenset({"any"})))
+    burgos = fed.burgos()
+    assert sorted(burgos) == ["ami", "ami.old", "kernel"]
+    renamed = burgos["ami.old"]
+    assert (renamed.id, renamed.visibility, renamed.checksum) == (
+        old_ami.id,
+        "private",
+        old_ami.checksum,
+    )
+    assert renamed.properties == {"type": "ami-old", "kernel_id": "bur-kernel"}
+    assert burgos["ami"].properties == {"type": "ami", "kernel_id": "bur-kernel"}
+    assert burgos["ami"].checksum == ami.checksum
+    assert "INFO:Burgos: Renaming and replacing image ami (1.0 MB)" in lines(log)
+
+
+def test_rename_picks_a_free_old_name(fed):
+    master = img("debian", "d3")
+    fed.write(MASTER, [master])
+    fed.write(
+        "Burgos",
+        [
+            copy_in_burgos(img("debian.old", "d1"), id="bur-old", visibility="private"),
+            copy_in_burgos(img("debian", "d2")),
+        ],
+    )
+    fed.sync(TargetConfig("master", rename=frozenset({"any"})))
+    assert sorted(fed.burgos()) == ["debian", "debian.old", "debian.old.1"]
+    assert fed.burgos()["debian.old"].id == "bur-old"
+
+
+# -- failures leave no half-done work behind -------------------------------------------------
+
+
+def test_upload_with_wrong_content_is_deleted_and_the_region_fails(fed, log):
+    fed.write(MASTER, [img("a_first", "a", size=1048576), img("b_second", "b", size=2097152)])
+    fed.write("Burgos", [])
+    facade = CorruptingUpload(fed.facade())
+    result = fed.sync(facade=facade)
+    assert result.failed
+    assert fed.burgos() == {}
+    assert facade.writes == [("upload", "a_first"), ("delete", "1$a_first")]  # then it stops
+    errors = [line for line in lines(log) if line.startswith("ERROR:")]
+    assert errors[0].startswith("ERROR:Burgos: uploaded image a_first does not have the master")
+    assert errors[-1] == "ERROR:Burgos: Region synchronisation stopped by the error above."
+
+
+def test_replace_whose_delete_fails_removes_the_new_copy_and_fails(fed, log):
+    master = img("debian", "d2")
+    old = copy_in_burgos(img("debian", "d1"), protected=True)
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [old])
+    result = fed.sync(TargetConfig("master", replace=frozenset({"any"})))
+    assert result.failed
+    burgos = fed.burgos()
+    assert list(burgos) == ["debian"] and burgos["debian"].id == old.id
+    errors = [line for line in lines(log) if line.startswith("ERROR:")]
+    assert "is protected" in errors[0]
+    assert "(the new copy of debian was removed again)" in errors[0]
+
+
+def test_rename_whose_upload_fails_restores_the_old_name(fed, log):
+    master = img("debian", "d2")
+    old = copy_in_burgos(img("debian", "d1"), visibility="community", properties={"nid": "1"})
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [old])
+    facade = FailingUpload(fed.facade())
+    result = fed.sync(TargetConfig("master", rename=frozenset({"any"})), facade=facade)
+    assert result.failed
+    assert fed.burgos() == {"debian": old}
+    assert [w[0] for w in facade.writes] == ["update", "upload", "update"]
+    assert "ERROR:Burgos: Upload of debian Failed. Cause: 413 quota exceeded" in lines(log)
+
+
+def test_a_failure_stops_the_region_before_the_ami_phase(fed):
+    kernel = img("kernel", "k2")
+    ami = img("ami", "a1", properties={"kernel_id": kernel.id})
+    fed.write(MASTER, [kernel, ami])
+    fed.write(
+        "Burgos",
+        [
+            copy_in_burgos(img("kernel", "k1")),
+            copy_in_burgos(ami, properties={"kernel_id": "bur-kernel"}),
+        ],
+    )
+    facade = FailingUpload(fed.facade())
+    result = fed.sync(TargetConfig("master", replace=frozenset({"any"})), facade=facade)
+    assert result.failed
+    assert fed.burgos()["ami"].properties == {"kernel_id": "bur-kernel"}
+    assert facade.writes == [("upload", "kernel")]
+
+
+# -- dry run -----------------------------------------------------------------------------------
+
+
+def test_dry_run_makes_no_write_in_any_phase(fed, log):
+    kernel = img("kernel", "k2", size=3 * 1048576)
+    fed.write(
+        MASTER,
+        [
+            img("new", "n1"),
+            img("meta", "m1", properties={"nid": "2"}),
+            img("swap", "s2"),
+            img("move", "v2"),
+            kernel,
+            img("ami", "a1", size=10 * 1048576, properties={"kernel_id": kernel.id}),
+            img("gone_obsolete", "g1", visibility="private"),
+        ],
+    )
+    fed.write(
+        "Burgos",
+        [
+            copy_in_burgos(img("meta", "m1"), properties={"nid": "1"}),
+            copy_in_burgos(img("swap", "s1")),
+            copy_in_burgos(img("move", "v1")),
+            copy_in_burgos(img("kernel", "k1")),
+            copy_in_burgos(img("ami", "a1"), properties={"kernel_id": "bur-kernel"}),
+            copy_in_burgos(img("gone", "g1")),
+        ],
+    )
+    before = fed.snapshot()
+    facade = Recording(fed.facade())
+    target = TargetConfig(
+        "master",
+        replace=frozenset({img("swap", "s1").checksum, img("kernel", "k1").checksum}),
+        rename=frozenset({img("move", "v1").checksum}),
+    )
+    result = fed.sync(target, dry_run=True, facade=facade)
+    assert not result.failed
+    assert facade.writes == []
+    assert fed.snapshot() == before
+    assert lines(log) == [
+        "INFO:Burgos: Obsolete image pending to update gone_obsolete",
+        "INFO:Burgos: Image pending to update the metadata meta",
+        "INFO:Burgos: Replacing image kernel (3.0 MB)",
+        "INFO:Burgos: Pending: kernel (3.0 MB)",
+        "INFO:Burgos: Renaming and replacing image move (1.0 MB)",
+        "INFO:Burgos: Pending: move (1.0 MB)",
+        "INFO:Burgos: Pending: new (1.0 MB)",
+        "INFO:Burgos: Replacing image swap (1.0 MB)",
+        "INFO:Burgos: Pending: swap (1.0 MB)",
+        "INFO:Burgos: Image pending to update the metadata ami",
+        "INFO:Burgos: MBs pending : 6",
+    ]
+    # The same plan applied for real does all of it.
+    result = fed.sync(target, facade=facade)
+    assert not result.failed and facade.writes
+    assert sorted(fed.burgos()) == [
+        "ami", "gone_obsolete", "kernel", "meta", "move", "move.old", "new", "swap",
+    ]  # fmt: skip
+
+
+# -- AMI phase ---------------------------------------------------------------------------------
+
+
+def test_ami_ids_are_set_after_the_kernel_is_replaced(fed, log):
+    kernel = img("kernel", "k2", size=5 * 1048576, properties={"type": "kernel"})
+    ramdisk = img("ramdisk", "r1", properties={"type": "ramdisk"})
+    ami = img(
+        "ami",
+        "a1",
+        size=1048576,
+        properties={"type": "ami", "kernel_id": kernel.id, "ramdisk_id": ramdisk.id},
+    )
+    fed.write(MASTER, [kernel, ramdisk, ami])
+    old_kernel = copy_in_burgos(img("kernel", "k1"), properties={"type": "kernel"})
+    fed.write(
+        "Burgos",
+        [
+            old_kernel,
+            copy_in_burgos(ramdisk),
+            copy_in_burgos(
+                ami,
+                properties={
+                    "type": "ami",
+                    "kernel_id": old_kernel.id,
+                    "ramdisk_id": "bur-ramdisk",
+                    "local": "x",
+                },
+            ),
+        ],
+    )
+    target = TargetConfig(
+        "master", replace=frozenset({old_kernel.checksum}), metadata_set=frozenset({"type"})
+    )
+    result = fed.sync(target)
+    assert not result.failed
+    burgos = fed.burgos()
+    assert burgos["kernel"].id == "1$kernel"
+    assert burgos["ami"].properties == {
+        "type": "ami",
+        "kernel_id": "1$kernel",
+        "ramdisk_id": "bur-ramdisk",
+        "local": "x",  # outside metadata_set: local, kept
+    }
+    assert lines(log)[-3:] == [
+        "INFO:Burgos: Image uploaded.",
+        "INFO:Burgos: Updating the metadata of image ami",
+        "INFO:Burgos: Total uploaded to region: 5 (MB)",
+    ]
