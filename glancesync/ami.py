@@ -56,6 +56,22 @@ def check(
     return READY
 
 
+def problems(
+    image: Image, refs: dict[str, str | None], matched: dict[str, Image], pending: set[str]
+) -> list[str]:
+    """Why the references of ``image`` cannot be resolved (for the error_ami warning)."""
+    found = []
+    for prop, name in refs.items():
+        if name is None:
+            found.append(
+                f"{prop} {image.properties[prop]} is not an active image of the master tenant "
+                "with a unique name in the master region"
+            )
+        elif name not in matched and name not in pending:
+            found.append(f"{prop} points to {name}, which is not selected for this target")
+    return found
+
+
 def resolve(refs: dict[str, str | None], dest_ids: dict[str, str]) -> dict[str, str | None]:
     """prop -> destination UUID for the references (None removes a stale reference)."""
     values: dict[str, str | None] = {prop: None for prop in AMI_PROPERTIES}

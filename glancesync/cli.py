@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from glancesync import __version__
 from glancesync.config import Settings, load_settings, validate_credentials
-from glancesync.exceptions import GlanceSyncError, LockError
+from glancesync.exceptions import ConfigError, GlanceSyncError, LockError
 from glancesync.facade.base import Facade
 from glancesync.plan import RegionPlan
 from glancesync.runner import Runner
@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # `--config` takes several values: region names typed after it land there (no '=').
-    args.regions += [token for token in args.config if "=" not in token]
+    args.after_config = [token for token in args.config if "=" not in token]
+    args.regions += args.after_config
     args.config = [token for token in args.config if "=" in token]
     data_on_stdout = args.show_status or args.show_regions
     _setup_logging(sys.stderr if data_on_stdout else sys.stdout)
@@ -113,7 +114,15 @@ def run(args: argparse.Namespace) -> int:
     if args.show_regions:
         print(runner.show_regions())
         return 0
-    refs = runner.region_list(args.regions)
+    try:
+        refs = runner.region_list(args.regions)
+    except ConfigError as exc:
+        if not args.after_config:
+            raise
+        raise ConfigError(
+            f"{exc} ({' '.join(args.after_config)}: typed after --config, which expects "
+            "KEY=VALUE; put regions first, or after --)"
+        ) from None
     if args.show_status:
         plans, code = runner.status(refs)
         print_status(plans, args.format)
@@ -154,6 +163,7 @@ def print_status(plans: list[RegionPlan], fmt: str) -> None:
                 "master_id": p.master.id,
                 "dest_id": p.dest.id if p.dest else None,
                 "changes": sorted(p.changes),
+                "problem": p.problem or None,
             }
             for plan in plans
             for p in plan.images

@@ -114,6 +114,11 @@ class Executor:
                     "Please, fill either dontupdate, replace or rename with the checksum."
                 )
                 continue
+            if p.status == ERROR_AMI:
+                log.warning(
+                    f"Image {p.name} cannot be synchronised to region {self.fullname}: {p.problem}."
+                )
+                continue
             if p.status == PENDING_REPLACE:
                 log.info(f"{self.fullname}: Replacing image {p.name} ({mb} MB)")
             elif p.status == PENDING_RENAME:

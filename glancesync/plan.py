@@ -37,6 +37,7 @@ class ImagePlan:
     dest: Image | None  # the destination image matched by name (None: not there)
     ami_refs: dict[str, str | None] = field(default_factory=dict)  # prop -> master name
     changes: MetadataChanges = field(default_factory=dict)  # known at plan time
+    problem: str = ""  # why an error_ami image cannot be synchronised
 
     @property
     def name(self) -> str:
@@ -58,7 +59,7 @@ class RegionPlan:
     def upload_order(self) -> list[ImagePlan]:
         """Content work: kernels/ramdisks first (their ids are needed), then size, name."""
         referenced = ami.referenced_names({p.name: p.ami_refs for p in self.images})
-        work = self.with_status(*CONTENT_STATUSES, ERROR_CHECKSUM)
+        work = self.with_status(*CONTENT_STATUSES, *ERROR_STATUSES)
         return sorted(work, key=lambda p: (p.name not in referenced, p.master.size, p.name))
 
     @property
@@ -104,7 +105,8 @@ def plan_region(
             status = {ami.MISSING: ERROR_AMI, ami.PENDING: PENDING_AMI}.get(
                 state, PENDING_METADATA if changes else OK
             )
-        plans.append(ImagePlan(status, m, dest, refs, changes))
+        problem = "; ".join(ami.problems(m, refs, in_place, pending)) if status == ERROR_AMI else ""
+        plans.append(ImagePlan(status, m, dest, refs, changes, problem))
     plans.sort(key=lambda p: (p.master.size, p.name))
 
     obsolete: list[ObsoleteUpdate] = []

@@ -285,6 +285,13 @@ def test_config_values_may_contain_equals_and_regions_may_follow(fed, capsys):
     ]
 
 
+def test_a_malformed_override_after_config_is_explained(fed, capsys):
+    code, _, err = run_main(capsys, *gs(fed, "--show-status", "--config", "metadata_set"))
+    assert code == 2
+    assert "unknown region 'metadata_set'" in err
+    assert "metadata_set: typed after --config, which expects KEY=VALUE" in err
+
+
 def test_config_override_beats_the_file(fed, capsys):
     # The file names no rule for Caceres' base_debian_12; the override replaces it.
     replace = f"master.replace={md5('debian-12-v6')}"

@@ -236,6 +236,14 @@ def test_ami_referencing_a_non_selected_or_unknown_image_is_error_ami():
     assert got == {"ami": "error_ami", "ami2": "error_ami"}
     # error_ami still gets the rest of its metadata fixed (old bug: nothing at all).
     assert plan.images[0].changes == {"nid": "1"}
+    assert (
+        plan.images[0].problem
+        == "kernel_id points to kernel, which is not selected for this target"
+    )
+    assert plan.images[1].problem == (
+        "ramdisk_id no-such-uuid is not an active image of the master tenant with a unique "
+        "name in the master region"
+    )
 
 
 def test_kernel_replaced_makes_its_ami_pending_ami():
