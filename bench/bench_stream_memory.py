@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 
 MiB = 1024 * 1024
-MASTER, DESTINATION = "Master", "RegionA"
+MASTER, DESTINATION, CLI_DESTINATION = "Master", "RegionA", "RegionB"
 
 
 # -- parent: test bed, source image, child, report ---------------------------------------
@@ -72,12 +72,17 @@ def run(env: dict[str, str], size_mib: int) -> int:
     size = size_mib * MiB
     print(f"creating a {size_mib} MiB image in {MASTER} (streamed from a generator) ...")
     started = time.monotonic()
-    image = client.images.create(name=f"bench-{size_mib}MiB", disk_format="raw",
-                                 container_format="bare", visibility="private")
+    image = client.images.create(
+        name=f"bench-{size_mib}MiB",
+        disk_format="raw",
+        container_format="bare",
+        visibility="private",
+    )
     client.images.upload(image["id"], GeneratedFile(size), image_size=size)
     print(f"  done in {time.monotonic() - started:.1f} s")
     try:
         report(size, run_child(env, image["id"]))
+        report_cli(size, run_cli(env, image["id"]))
     finally:
         cleanup(facade, image["id"])
     return 0
@@ -105,6 +110,47 @@ def run_child(env: dict[str, str], image_id: str) -> dict[str, Any]:
     return result
 
 
+def run_cli(env: dict[str, str], image_id: str) -> dict[str, Any]:
+    """The whole tool: `glancesync RegionB` as an operator runs it, in its own process."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "glancesync.conf"
+        # The bench image is private: forcesyncs selects it.
+        config.write_text(f"[main]\nmaster_region = {MASTER}\n[master]\nforcesyncs = {image_id}\n")
+        cmd = [str(Path(sys.executable).with_name("glancesync")), "--config-file", str(config)]
+        child_env = dict(os.environ, **env, GLANCESYNC_LOCK_FILE=str(Path(tmp) / "lock"))
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            cmd + [CLI_DESTINATION],
+            env=child_env,
+            cwd=tmp,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.monotonic() - started
+    if status != 0:
+        raise SystemExit(f"glancesync failed (status {status}): {output}")
+    return {
+        "elapsed": elapsed,
+        "maxrss_kib": usage.ru_maxrss,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+    }
+
+
+def report_cli(size: int, result: dict[str, Any]) -> None:
+    elapsed = result["elapsed"]
+    print(f"whole CLI `glancesync {CLI_DESTINATION}` (streamed from {MASTER}):")
+    print(f"  elapsed             {elapsed:10.1f} s (start-up, listings, upload, verify)")
+    print(f"  throughput          {size / 1e6 / elapsed:10.1f} MB/s")
+    print(f"  CPU time            {result['cpu_s']:10.1f} s")
+    print(f"  peak RSS (wait4)    {result['maxrss_kib'] / 1024:10.1f} MiB   target < 100 MB")
+
+
 def report(size: int, result: dict[str, Any]) -> None:
     elapsed = result["elapsed"]
     print(f"upload path {MASTER} -> {DESTINATION} in a child process:")
@@ -119,7 +165,7 @@ def report(size: int, result: dict[str, Any]) -> None:
 
 
 def cleanup(facade: Any, master_id: str) -> None:
-    for region in (MASTER, DESTINATION):
+    for region in (MASTER, DESTINATION, CLI_DESTINATION):
         for image in facade.list_images(region):
             if image.name and image.name.startswith("bench-") or image.id == master_id:
                 facade.delete_image(region, image.id)
