@@ -80,13 +80,12 @@ class Runner:
     # -- region list (SPEC §3.3) ----------------------------------------------------
     def target_regions(self, target: str) -> list[RegionRef]:
         config = self.settings.targets[target]
-        regions = [
+        return [
             RegionRef(target, region)
             for region in self.facade(target).regions()
             if region not in config.ignore_regions
             and not (target == "master" and region == self.settings.master_region)
         ]
-        return regions
 
     def region_list(self, args: list[str]) -> list[RegionRef]:
         refs: list[RegionRef] = []
@@ -112,7 +111,7 @@ class Runner:
             refs = self.target_regions("master")
         if computed:
             refs = preferable_order(refs, self.settings.preferable_order)
-        return refs
+        return list(dict.fromkeys(refs))  # a region named twice is synced once
 
     def show_regions(self) -> str:
         return " ".join(
