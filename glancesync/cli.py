@@ -129,10 +129,11 @@ def run(args: argparse.Namespace) -> int:
         return code
     if args.make_backups:
         return runner.make_backups(refs)
-    if args.dry_run:
-        return runner.sync_parallel(refs, True) if args.parallel else runner.sync(refs, True)
+    sync = runner.sync_parallel if args.parallel else runner.sync
+    if args.dry_run:  # writes nothing, so it needs no lock
+        return sync(refs, True)
     with run_lock(lock_path(args)):
-        return runner.sync_parallel(refs, False) if args.parallel else runner.sync(refs, False)
+        return sync(refs, False)
 
 
 def facade_factory(settings: Settings, offline_dir: str | None):
