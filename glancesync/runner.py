@@ -123,7 +123,12 @@ class Runner:
         facade = self.facade(ref.target)
         target = self.settings.targets[ref.target]
         images = facade.list_images(ref.region)
-        return plan_region(ref.fullname, self.master(), images, target, facade.tenant_id())
+        plan = plan_region(ref.fullname, self.master(), images, target, facade.tenant_id())
+        if ref == RegionRef("master", self.settings.master_region):
+            # Named as a destination, the master reports ok; its own _obsolete pairs must
+            # never rename master images.
+            plan.obsolete.clear()
+        return plan
 
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
         try:

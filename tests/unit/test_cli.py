@@ -526,3 +526,21 @@ def test_a_master_that_cannot_be_listed_stops_the_run_with_exit_1(fed, mode):
     ]
     assert snapshot(fed / "regions") == before
     assert not list(fed.glob("sync_*"))
+
+
+def test_the_master_region_as_a_destination_reports_ok_and_is_never_written(fed, capsys):
+    master_file = fed / "regions" / "backup_Valladolid.csv"
+    # A private "old" and its "_obsolete" twin with the same content: on any other region
+    # this renames the copy of "old"; on the master itself it must not.
+    extra = [
+        image("Valladolid", "old", "old-bytes", 1000, id="old", visibility="private"),
+        image("Valladolid", "old_obsolete", "old-bytes", 1000, id="old_obs"),
+    ]
+    write_csv_atomic(str(master_file), [i.to_csv_row() for i in REGIONS["Valladolid"] + extra])
+    before = master_file.read_bytes()
+    code, out, _ = run_main(capsys, *gs(fed, "Valladolid"))
+    assert code == 0, out
+    assert "Valladolid: Region is synchronized." in out
+    assert master_file.read_bytes() == before
+    code, out, _ = run_main(capsys, *gs(fed, "--show-status", "Valladolid"))
+    assert out.splitlines() == ["ok,Valladolid,cirros", "ok,Valladolid,base_debian_12"]
