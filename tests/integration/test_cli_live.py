@@ -320,3 +320,27 @@ def test_master_region_is_never_modified(testbed, gs):
     proc = gs("master:", "other:", master={"rename": "any"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert listing(testbed)["Master"] == before
+
+
+def test_environment_only_like_an_openrc_user(testbed, tmp_path):
+    """No configuration file at all: the OS_* variables of an openrc are enough."""
+    content = data("env", 12 * KB)
+    testbed.create_image("Master", "env_image", content, visibility="public")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    env.update(testbed.env, GLANCESYNC_LOCK_FILE=str(tmp_path / "lock"))
+    assert not Path("/etc/glancesync.conf").exists(), "this machine has a global config"
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(glancesync_command() + list(args), cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    assert run("--show-regions").stdout == "RegionA RegionB\n"
+    assert run("--show-status").stdout == (
+        "pending_upload,RegionA,env_image\npending_upload,RegionB,env_image\n"
+    )
+    sync = run()
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert "======Master is Master" in sync.stdout
+    for region in ("RegionA", "RegionB"):
+        copy = by_name(testbed, region)["env_image"]
+        assert testbed.download(region, copy["id"]) == content
