@@ -163,7 +163,10 @@ class Executor:
         new = master.copy(properties=upload_properties(master, self.target.metadata_set, values))
         created = self.facade.upload_image(self.region, new, self.source_for(master))
         if not created.same_content(master):
-            self.facade.delete_image(self.region, created.id)
+            self._undo(
+                lambda: self.facade.delete_image(self.region, created.id),
+                f"the bad copy {created.id} of {p.name} could not be deleted",
+            )
             raise FacadeError(
                 f"{self.fullname}: uploaded image {p.name} does not have the master's content "
                 f"(checksum {created.checksum}, master {master.checksum}); it was deleted"
@@ -179,8 +182,13 @@ class Executor:
             self.facade.delete_image(self.region, p.dest.id)
         except FacadeError as exc:
             # Two images with one name would be ambiguous: undo the upload.
-            self.facade.delete_image(self.region, created.id)
-            raise FacadeError(f"{exc} (the new copy of {p.name} was removed again)") from exc
+            undone = self._undo(
+                lambda: self.facade.delete_image(self.region, created.id),
+                f"the new copy {created.id} of {p.name} could not be removed again",
+            )
+            if undone:
+                raise FacadeError(f"{exc} (the new copy of {p.name} was removed again)") from exc
+            raise
 
     def _rename(self, p: ImagePlan) -> None:
         assert p.dest is not None
@@ -191,10 +199,22 @@ class Executor:
         try:
             self._upload(p)
         except FacadeError:
-            self.facade.update_image(
-                self.region, p.dest.id, {"name": p.name, "visibility": p.dest.visibility}
+            self._undo(
+                lambda: self.facade.update_image(
+                    self.region, p.dest.id, {"name": p.name, "visibility": p.dest.visibility}
+                ),
+                f"image {renamed} could not be renamed back to {p.name}",
             )
             raise
+
+    def _undo(self, action: Callable[[], None], what: str) -> bool:
+        """Best-effort repair after a failure; the original error is what gets reported."""
+        try:
+            action()
+        except FacadeError as exc:
+            log.error(f"{self.fullname}: {what}: {exc}")
+            return False
+        return True
 
     def _summary(self) -> None:
         r, plan = self.result, self.plan

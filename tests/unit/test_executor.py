@@ -323,6 +323,28 @@ def test_rename_whose_upload_fails_restores_the_old_name(fed, log):
     assert "ERROR:Burgos: Upload of debian Failed. Cause: 413 quota exceeded" in lines(log)
 
 
+class NoDelete(Recording):
+    def delete_image(self, region: str, image_id: str) -> None:
+        self.writes.append(("delete", image_id))
+        raise FacadeError(f"Burgos: Deletion of image {image_id} failed. Cause: HTTP 503")
+
+
+def test_a_failed_undo_is_reported_and_the_first_error_kept(fed, log):
+    master = img("debian", "d2")
+    old = copy_in_burgos(img("debian", "d1"))
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [old])
+    result = fed.sync(
+        TargetConfig("master", replace=frozenset({"any"})), facade=NoDelete(fed.facade())
+    )
+    assert result.failed
+    errors = [line for line in lines(log) if line.startswith("ERROR:")]
+    assert errors[0].startswith("ERROR:Burgos: the new copy 1$debian of debian could not be ")
+    assert errors[1] == f"ERROR:Burgos: Deletion of image {old.id} failed. Cause: HTTP 503"
+    # Both copies are still there, and the operator was told which one is new.
+    assert sorted(i.id for i in fed.facade().list_images("Burgos")) == sorted([old.id, "1$debian"])
+
+
 def test_a_failure_stops_the_region_before_the_ami_phase(fed):
     kernel = img("kernel", "k2")
     ami = img("ami", "a1", properties={"kernel_id": kernel.id})
