@@ -85,28 +85,31 @@ def plan_region(
     matched, warnings = match_destination(region, selected, dest_images, target, tenant_id)
 
     content = {name: _content_status(m, matched.get(name), target) for name, m in selected.items()}
-    pending = {name for name, status in content.items() if status in CONTENT_STATUSES}
-    in_place = {name: image for name, image in matched.items() if name not in pending}
-    dest_ids = {name: image.id for name, image in in_place.items()}
-
-    plans = []
-    for name, m in selected.items():
-        refs = ami.references(m, master_by_id)
-        status, dest = content[name], matched.get(name)
-        changes: MetadataChanges = {}
-        if status in CONTENT_STATUSES:
-            if ami.check(None, refs, in_place, pending) == ami.MISSING:
-                status = ERROR_AMI
-        elif status is None:  # same content in place: compare metadata and AMI references
-            assert dest is not None
-            state = ami.check(dest, refs, in_place, pending)
-            ami_values = ami.resolve(refs, dest_ids) if state in (ami.READY, ami.UPDATE) else None
-            changes = metadata_changes(m, dest, target.metadata_set, ami_values)
-            status = {ami.MISSING: ERROR_AMI, ami.PENDING: PENDING_AMI}.get(
-                state, PENDING_METADATA if changes else OK
+    refs = {name: ami.references(m, master_by_id) for name, m in selected.items()}
+    # An image that cannot be uploaded (error_ami) cannot be referenced either: repeat
+    # until no new one appears (AMI chains are one or two levels deep in practice).
+    blocked: set[str] = set()
+    while True:
+        pending = {n for n, s in content.items() if s in CONTENT_STATUSES} - blocked
+        in_place = {name: image for name, image in matched.items() if name not in pending}
+        dest_ids = {name: image.id for name, image in in_place.items()}
+        plans = [
+            _image_plan(
+                m,
+                content[name],
+                matched.get(name),
+                refs[name],
+                in_place,
+                pending,
+                dest_ids,
+                target.metadata_set,
             )
-        problem = "; ".join(ami.problems(m, refs, in_place, pending)) if status == ERROR_AMI else ""
-        plans.append(ImagePlan(status, m, dest, refs, changes, problem))
+            for name, m in selected.items()
+        ]
+        newly = {p.name for p in plans if p.status == ERROR_AMI and p.name in pending}
+        if not newly:
+            break
+        blocked |= newly
     plans.sort(key=lambda p: (p.master.size, p.name))
 
     obsolete: list[ObsoleteUpdate] = []
@@ -116,6 +119,35 @@ def plan_region(
         obsolete = obsolete_updates(masters, dest_images, target, tenant_id)
     names = {image.name for image in dest_images if image.name}
     return RegionPlan(region, plans, obsolete, warnings, dest_ids, names)
+
+
+def _image_plan(
+    master: Image,
+    status: str | None,
+    dest: Image | None,
+    refs: dict[str, str | None],
+    in_place: dict[str, Image],
+    pending: set[str],
+    dest_ids: dict[str, str],
+    metadata_set: frozenset[str],
+) -> ImagePlan:
+    """The final status of one image, once its content status (or None: same) is known."""
+    changes: MetadataChanges = {}
+    if status in CONTENT_STATUSES:
+        if ami.check(None, refs, in_place, pending) == ami.MISSING:
+            status = ERROR_AMI
+    elif status is None:  # same content in place: compare metadata and AMI references
+        assert dest is not None
+        state = ami.check(dest, refs, in_place, pending)
+        ami_values = ami.resolve(refs, dest_ids) if state in (ami.READY, ami.UPDATE) else None
+        changes = metadata_changes(master, dest, metadata_set, ami_values)
+        status = {ami.MISSING: ERROR_AMI, ami.PENDING: PENDING_AMI}.get(
+            state, PENDING_METADATA if changes else OK
+        )
+    problem = (
+        "; ".join(ami.problems(master, refs, in_place, pending)) if status == ERROR_AMI else ""
+    )
+    return ImagePlan(str(status), master, dest, refs, changes, problem)
 
 
 def match_destination(

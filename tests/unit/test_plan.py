@@ -305,3 +305,12 @@ def test_old_name_picks_a_free_suffix():
     assert old_name("x", {"x"}) == "x.old"
     assert old_name("x", {"x", "x.old"}) == "x.old.1"
     assert old_name("x", {"x", "x.old", "x.old.1"}) == "x.old.2"
+
+
+def test_an_image_referencing_an_error_ami_image_is_error_ami_too():
+    hidden = img("kernel", visibility="private")  # not selected
+    middle = img("middle", properties={"kernel_id": hidden.id})  # error_ami: not uploadable
+    top = img("top", properties={"ramdisk_id": middle.id})
+    got, plan = statuses([hidden, middle, top], [])
+    assert got == {"middle": "error_ami", "top": "error_ami"}
+    assert plan.upload_order() == plan.needs_operator  # nothing is uploaded
