@@ -95,19 +95,23 @@ def run_child(env: dict[str, str], image_id: str) -> dict[str, Any]:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
     proc.stdin.write(json.dumps({"env": env, "image_id": image_id}))
     proc.stdin.close()
+    output, usage = wait_measured(proc, "child")
+    return {**json.loads(output), **usage}
+
+
+def wait_measured(proc: subprocess.Popen, what: str) -> tuple[str, dict[str, Any]]:
+    """The process's output, peak RSS and CPU time; SystemExit if it failed."""
+    assert proc.stdout is not None
     output = proc.stdout.read()
     # wait4 gives this child's own rusage (RUSAGE_CHILDREN would also count the test bed's
     # keystone-manage runs); ru_maxrss is in KiB on Linux.
     _, status, usage = os.wait4(proc.pid, 0)
     if status != 0:
-        raise SystemExit(f"child failed (status {status}): {output}")
-    result = json.loads(output)
-    result["maxrss_kib"] = usage.ru_maxrss
-    result["cpu_s"] = usage.ru_utime + usage.ru_stime
-    return result
+        raise SystemExit(f"{what} failed (status {status}): {output}")
+    return output, {"maxrss_kib": usage.ru_maxrss, "cpu_s": usage.ru_utime + usage.ru_stime}
 
 
 def run_cli(env: dict[str, str], image_id: str) -> dict[str, Any]:
@@ -129,17 +133,8 @@ def run_cli(env: dict[str, str], image_id: str) -> dict[str, Any]:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        assert proc.stdout is not None
-        output = proc.stdout.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.monotonic() - started
-    if status != 0:
-        raise SystemExit(f"glancesync failed (status {status}): {output}")
-    return {
-        "elapsed": elapsed,
-        "maxrss_kib": usage.ru_maxrss,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-    }
+        _, usage = wait_measured(proc, "glancesync")
+        return {"elapsed": time.monotonic() - started, **usage}
 
 
 def report_cli(size: int, result: dict[str, Any]) -> None:

@@ -142,9 +142,7 @@ def facade_factory(settings: Settings, offline_dir: str | None):
         if offline_dir:
             from glancesync.facade.offline import OfflineFacade
 
-            return OfflineFacade(
-                target_name, offline_dir, target.tenant_id, target.credentials.project_name
-            )
+            return OfflineFacade.for_target(target, offline_dir)
         from glancesync.facade.openstack import OpenStackFacade
 
         credentials = validate_credentials(settings, target)

@@ -140,11 +140,9 @@ class Executor:
         for p in self.plan.with_status(PENDING_AMI):
             assert p.dest is not None
             values = ami.resolve(p.ami_refs, self.dest_ids)
-            if self.dry_run:
-                log.info(f"{self.fullname}: Image pending to update the metadata {p.name}")
-                continue
             changes = metadata_changes(p.master, p.dest, self.target.metadata_set, values)
-            if changes:
+            # In a dry run the kernel/ramdisk ids do not exist yet: the update is pending.
+            if changes or self.dry_run:
                 self._update(p, changes)
 
     # -- operations -----------------------------------------------------------------

@@ -97,13 +97,6 @@ class Image:
     def copy(self, **changes: Any) -> Image:
         return replace(copy.deepcopy(self), **changes)
 
-    def __str__(self) -> str:
-        return (
-            f"Region: {self.region} Name: {self.name} Id: {self.id} Status: {self.status} "
-            f"Size: {self.size} Checksum: {self.checksum} Owner: {self.owner} "
-            f"Visibility: {self.visibility} Properties: {self.properties!r}"
-        )
-
     # -- backup CSV (SPEC §4.3; fields 10+ are ours) ---------------------------------
     def to_csv_row(self) -> list[str]:
         return [

@@ -25,7 +25,7 @@ from glancesync.exceptions import (
     GlanceSyncError,
 )
 from glancesync.executor import Executor, RegionResult
-from glancesync.facade.base import Facade
+from glancesync.facade.base import Facade, region_fullname
 from glancesync.image import Image
 from glancesync.plan import RegionPlan, plan_region
 from glancesync.selection import master_images
@@ -43,7 +43,7 @@ class RegionRef:
 
     @property
     def fullname(self) -> str:
-        return self.region if self.target == "master" else f"{self.target}:{self.region}"
+        return region_fullname(self.target, self.region)
 
 
 def exit_code(results: list[RegionResult]) -> int:
@@ -60,6 +60,10 @@ class Runner:
         self._make_facade = make_facade
         self._facades: dict[str, Facade] = {}
         self._master: dict[str, Image] | None = None
+
+    @property
+    def master_ref(self) -> RegionRef:
+        return RegionRef("master", self.settings.master_region)
 
     # -- facades and the master listing ---------------------------------------------
     def facade(self, target: str) -> Facade:
@@ -80,11 +84,11 @@ class Runner:
     # -- region list (SPEC §3.3) ----------------------------------------------------
     def target_regions(self, target: str) -> list[RegionRef]:
         config = self.settings.targets[target]
+        refs = [RegionRef(target, region) for region in self.facade(target).regions()]
         return [
-            RegionRef(target, region)
-            for region in self.facade(target).regions()
-            if region not in config.ignore_regions
-            and not (target == "master" and region == self.settings.master_region)
+            ref
+            for ref in refs
+            if ref.region not in config.ignore_regions and ref != self.master_ref
         ]
 
     def region_list(self, args: list[str]) -> list[RegionRef]:
@@ -93,9 +97,7 @@ class Runner:
         for arg in args:
             target, sep, region = arg.rpartition(":")
             target = target if sep else "master"
-            if target not in self.settings.targets:
-                known = ", ".join(f"{t}:" for t in self.settings.targets)
-                raise ConfigError(f"unknown target '{target}' in '{arg}' (known targets: {known})")
+            self.settings.get_target(target)  # ConfigError naming the known targets
             if not region:
                 refs += self.target_regions(target)
                 computed = True
@@ -124,7 +126,7 @@ class Runner:
         target = self.settings.targets[ref.target]
         images = facade.list_images(ref.region)
         plan = plan_region(ref.fullname, self.master(), images, target, facade.tenant_id())
-        if ref == RegionRef("master", self.settings.master_region):
+        if ref == self.master_ref:
             # Named as a destination, the master reports ok; its own _obsolete pairs must
             # never rename master images.
             plan.obsolete.clear()
@@ -210,12 +212,8 @@ class Runner:
         ref = running.pop(pid)
         code = os.waitstatus_to_exitcode(status)
         code = code if code >= 0 else EXIT_REGION_FAILED
-        suffix = (
-            ""
-            if code == EXIT_OK
-            else " with errors"
-            if code != EXIT_NEEDS_OPERATOR
-            else (" (some images need the operator)")
+        suffix = {EXIT_OK: "", EXIT_NEEDS_OPERATOR: " (some images need the operator)"}.get(
+            code, " with errors"
         )
         print(f"Region {ref.fullname} has finished{suffix}", flush=True)
         return code
@@ -238,8 +236,7 @@ class Runner:
 
     def make_backups(self, refs: list[RegionRef], base: str = ".") -> int:
         directory = backup.make_backup_dir(base)
-        master = RegionRef("master", self.settings.master_region)
-        refs = [master] + [r for r in refs if r != master]
+        refs = [self.master_ref] + [r for r in refs if r != self.master_ref]
         failed = False
         try:
             tenants = {ref.target: self.facade(ref.target).tenant_id() for ref in refs}

@@ -21,12 +21,17 @@ if TYPE_CHECKING:
 MetadataChanges = dict[str, "str | None"]
 
 
+def region_fullname(target: str, region: str) -> str:
+    """How users and logs name a region: ``Burgos`` in the master target, else ``other:Madrid``."""
+    return region if target == "master" else f"{target}:{region}"
+
+
 class Facade(ABC):
     def __init__(self, target_name: str) -> None:
         self.target_name = target_name
 
     def fullname(self, region: str) -> str:
-        return region if self.target_name == "master" else f"{self.target_name}:{region}"
+        return region_fullname(self.target_name, region)
 
     @abstractmethod
     def regions(self) -> list[str]:
