@@ -37,11 +37,20 @@ log = logging.getLogger("glancesync")
 
 @dataclass
 class RegionResult:
+    """What one region's sync did; the run summary, reports and metrics are built from it."""
+
     region: str
     failed: bool = False
+    error: str = ""  # why the region failed as a whole (listing, authentication...)
     needs_operator: list[str] = field(default_factory=list)  # "name (status)"
-    uploaded_bytes: int = 0
+    failures: list[str] = field(default_factory=list)  # one line per image that failed
+    uploaded: int = 0  # new copies (pending_upload)
+    replaced: int = 0
+    renamed: int = 0
     metadata_updates: int = 0
+    uploaded_bytes: int = 0
+    elapsed: float = 0.0  # seconds
+    interrupted: bool = False
 
 
 def format_mb(size: int) -> str:
@@ -135,6 +144,10 @@ class Executor:
                 }[p.status](p)
                 log.info(f"{self.fullname}: Image uploaded.")
             self.result.uploaded_bytes += p.master.size
+            counter = {PENDING_UPLOAD: "uploaded", PENDING_REPLACE: "replaced"}.get(
+                p.status, "renamed"
+            )
+            setattr(self.result, counter, getattr(self.result, counter) + 1)
 
     def _ami_phase(self) -> None:
         for p in self.plan.with_status(PENDING_AMI):

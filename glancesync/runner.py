@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,15 +134,19 @@ class Runner:
         return plan
 
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
+        start = time.monotonic()
         try:
-            return self._sync_region(ref, dry_run)
+            result = self._sync_region(ref, dry_run)
         except FacadeError as exc:
             log.error(str(exc))
+            result = RegionResult(ref.fullname, failed=True, error=str(exc))
         except GlanceSyncError:
             raise
         except Exception as exc:  # a bug: fail this region loudly, go on with the next
             log.exception(f"{ref.fullname}: unexpected error: {exc!r}")
-        return RegionResult(ref.fullname, failed=True)
+            result = RegionResult(ref.fullname, failed=True, error=f"unexpected error: {exc!r}")
+        result.elapsed = time.monotonic() - start
+        return result
 
     def _sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
         plan = self.plan(ref)
