@@ -15,8 +15,9 @@ from contextlib import contextmanager
 
 from glancesync import __version__
 from glancesync.config import Settings, load_settings, validate_credentials
-from glancesync.exceptions import ConfigError, GlanceSyncError, LockError
+from glancesync.exceptions import ConfigError, GlanceSyncError, Interrupted, LockError
 from glancesync.facade.base import Facade
+from glancesync.interrupt import stop_on_signals
 from glancesync.plan import RegionPlan
 from glancesync.runner import Runner
 
@@ -99,11 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     data_on_stdout = args.show_status or args.show_regions
     _setup_logging(sys.stderr if data_on_stdout else sys.stdout)
     try:
-        return run(args)
+        with stop_on_signals():
+            return run(args)
     except GlanceSyncError as exc:
         log.error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
+    except Interrupted as exc:
+        log.error(f"{exc}: the operation in progress was cleaned up; rerun to finish")
+        return exc.exit_code
+    except KeyboardInterrupt:  # outside the handled block (e.g. while importing)
         log.error("interrupted")
         return 130
 
@@ -130,10 +135,13 @@ def run(args: argparse.Namespace) -> int:
     if args.make_backups:
         return runner.make_backups(refs)
     sync = runner.sync_parallel if args.parallel else runner.sync
-    if args.dry_run:  # writes nothing, so it needs no lock
-        return sync(refs, True)
-    with run_lock(lock_path(args)):
-        return sync(refs, False)
+    try:
+        if args.dry_run:  # writes nothing, so it needs no lock
+            return sync(refs, True)
+        with run_lock(lock_path(args)):
+            return sync(refs, False)
+    finally:
+        runner.close()
 
 
 def facade_factory(settings: Settings, offline_dir: str | None):
@@ -146,7 +154,13 @@ def facade_factory(settings: Settings, offline_dir: str | None):
         from glancesync.facade.openstack import OpenStackFacade
 
         credentials = validate_credentials(settings, target)
-        return OpenStackFacade(target_name, credentials, target.list_images_timeout)
+        return OpenStackFacade(
+            target_name,
+            credentials,
+            target.list_images_timeout,
+            retries=target.retries,
+            transfer_timeout=target.transfer_timeout,
+        )
 
     return make
 

@@ -112,6 +112,8 @@ class TargetConfig:
     obsolete_syncprops: frozenset[str] = frozenset()
     support_obsolete_images: bool = True
     list_images_timeout: int = 30
+    transfer_timeout: int = 600  # seconds of silence allowed during an upload or delete
+    retries: int = 3  # of a request that failed transiently (connection, 502/503/504)
 
     @property
     def is_master(self) -> bool:
@@ -379,6 +381,8 @@ _TARGET_PARSERS: dict[str, Callable[[_Value], Any]] = {
     "tenant_id": _parse_str,
     "support_obsolete_images": _parse_bool,
     "list_images_timeout": _int_parser(1),
+    "transfer_timeout": _int_parser(1),
+    "retries": _int_parser(0),
     "use_keystone_v3": _parse_bool,  # accepted for old files; v3 is the only one
 }
 _PARSERS = {**_MAIN_PARSERS, **_TARGET_PARSERS}
@@ -666,6 +670,8 @@ def _build_target(
         tenant_id=_get(chain, "tenant_id"),
         support_obsolete_images=_get(chain, "support_obsolete_images", True),
         list_images_timeout=_get(chain, "list_images_timeout", 30),
+        transfer_timeout=_get(chain, "transfer_timeout", 600),
+        retries=_get(chain, "retries", 3),
         **{option: _get(chain, option, frozenset()) for option in sets},
     )
 

@@ -21,10 +21,32 @@ class ConfigError(GlanceSyncError):
 
 
 class FacadeError(GlanceSyncError):
-    """An operation on a region failed (API error, timeout, upload failure): the region fails."""
+    """An operation on a region failed (API error, timeout, upload failure): the region fails.
+
+    ``transient``: a connection error, a timeout or a 502/503/504, which the same request
+    may not meet again (an upload is then retried from its source).
+    """
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
+
+
+class SourceMismatch(FacadeError):
+    """The bytes read for an upload are not the master's (size or hashes differ)."""
 
 
 class LockError(GlanceSyncError):
     """Another glancesync run holds the lock."""
 
     exit_code = EXIT_REGION_FAILED
+
+
+class Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP: stop the run after cleaning up (like KeyboardInterrupt,
+    it is no Exception, so no ``except Exception`` swallows it)."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"interrupted by {name}")
+        self.signum = signum
+        self.exit_code = 128 + signum

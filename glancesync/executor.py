@@ -1,38 +1,50 @@
-"""Applies one RegionPlan through a facade: obsolete updates, metadata, content, AMI fix-ups.
+"""Applies the operations of one RegionPlan through a facade; in dry-run, prints them.
 
-In dry-run it narrates the same plan and writes nothing. The first failure stops the
-region (the caller goes on with the next one).
+The executor decides nothing: plan.py chose the operations and their arguments. What it
+owns is how each one is carried out safely:
+
+* a new copy is uploaded under a temporary name, private, hidden and marked (marker.py),
+  verified, and only then put in place by metadata calls; a failure or an interruption
+  undoes what was half done (the copy in flight is deleted, a renamed old copy gets its
+  name back), so a region is never left worse than it was;
+* one image's failure does not stop the others: every failure is listed at the end and
+  the region counts as failed;
+* an upload that meets a transient error (connection, timeout, 502/503/504) is retried
+  from its source, with backoff and jitter, ``retries`` times at most.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from glancesync import ami
 from glancesync.config import TargetConfig
-from glancesync.exceptions import FacadeError
-from glancesync.facade.base import Facade
+from glancesync.exceptions import FacadeError, SourceMismatch
+from glancesync.facade.base import Facade, MetadataChanges
 from glancesync.image import Image
-from glancesync.plan import (
-    CONTENT_STATUSES,
-    ERROR_AMI,
-    ERROR_CHECKSUM,
-    PENDING_AMI,
-    PENDING_METADATA,
-    PENDING_RENAME,
-    PENDING_REPLACE,
-    PENDING_UPLOAD,
-    ImagePlan,
-    RegionPlan,
-    metadata_changes,
-    old_name,
-    upload_properties,
+from glancesync.marker import MARKER, RunId
+from glancesync.operations import (
+    RENAME,
+    REPLACE,
+    CopyImage,
+    DeleteLeftover,
+    FixAmi,
+    Operation,
+    RemoveDuplicate,
+    UpdateMetadata,
+    UpdateObsolete,
 )
+from glancesync.plan import ERROR_AMI, ERROR_CHECKSUM, RegionPlan, ami_changes
 from glancesync.transfer import ImageSource
 
 log = logging.getLogger("glancesync")
+
+DEFAULT_RETRIES = 3
+MAX_RETRY_DELAY = 30.0  # seconds
 
 
 @dataclass
@@ -68,6 +80,9 @@ class Executor:
         plan: RegionPlan,
         source_for: Callable[[Image], ImageSource],
         dry_run: bool = False,
+        run: RunId | None = None,
+        retries: int = DEFAULT_RETRIES,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.facade = facade
         self.region = region  # plain name, for the facade
@@ -75,148 +90,271 @@ class Executor:
         self.plan = plan
         self.source_for = source_for
         self.dry_run = dry_run
+        self.run_id = run or RunId()
+        self.retries = retries
+        self._sleep = sleep
         self.fullname = plan.region
-        self.dest_ids = dict(plan.dest_ids)  # grows as images are uploaded
-        self.names = set(plan.dest_names)
+        self.dest_ids = dict(plan.dest_ids)  # grows as copies are put in place
+        self.failed_names: set[str] = set()
         self.result = RegionResult(plan.region)
 
     def run(self) -> RegionResult:
         for warning in self.plan.warnings:
             log.warning(warning)
-        try:
-            self._obsolete_phase()
-            self._metadata_phase()
-            self._content_phase()
-            self._ami_phase()
-        except FacadeError as exc:
-            log.error(str(exc))
-            self.result.failed = True
+        for p in self.plan.upload_order():
+            self._warn_operator(p)
         self.result.needs_operator = [f"{p.name} ({p.status})" for p in self.plan.needs_operator]
+        try:
+            for op in self.plan.operations:
+                self._apply(op)
+        except BaseException:
+            self.result.interrupted = True
+            self.result.failed = True
+            raise
+        self.result.failed = bool(self.result.failures)
         self._summary()
         return self.result
 
-    # -- phases ---------------------------------------------------------------------
-    def _obsolete_phase(self) -> None:
-        for update in self.plan.obsolete:
-            if self.dry_run:
-                log.info(f"{self.fullname}: Obsolete image pending to update {update.new_name}")
-                continue
-            log.info(f"{self.fullname}: updating obsolete image {update.new_name}")
-            self.facade.update_image(self.region, update.dest.id, update.changes)
-            self.names.add(update.new_name)
-
-    def _metadata_phase(self) -> None:
-        for p in self.plan.images:
-            if not p.changes or p.status not in (PENDING_METADATA, ERROR_AMI):
-                continue
+    def _warn_operator(self, p) -> None:
+        if p.status == ERROR_CHECKSUM and not p.problem:
             assert p.dest is not None
-            self._update(p, p.changes)
-
-    def _content_phase(self) -> None:
-        for p in self.plan.upload_order():
-            mb = format_mb(p.master.size)
-            if p.status == ERROR_CHECKSUM:
-                assert p.dest is not None
-                log.warning(
-                    f"Image {p.name} has a different checksum ({p.dest.checksum}) in region "
-                    f"{self.fullname} than in the master region. It was not set what to do. "
-                    "Please, fill either dontupdate, replace or rename with the checksum."
-                )
-                continue
-            if p.status == ERROR_AMI:
-                log.warning(
-                    f"Image {p.name} cannot be synchronised to region {self.fullname}: {p.problem}."
-                )
-                continue
-            if p.status == PENDING_REPLACE:
-                log.info(f"{self.fullname}: Replacing image {p.name} ({mb} MB)")
-            elif p.status == PENDING_RENAME:
-                log.info(f"{self.fullname}: Renaming and replacing image {p.name} ({mb} MB)")
-            elif not self.dry_run:
-                log.info(f"{self.fullname}: Uploading image {p.name} ({mb} MB)")
-            if self.dry_run:
-                log.info(f"{self.fullname}: Pending: {p.name} ({mb} MB)")
-            else:
-                {
-                    PENDING_UPLOAD: self._upload,
-                    PENDING_REPLACE: self._replace,
-                    PENDING_RENAME: self._rename,
-                }[p.status](p)
-                log.info(f"{self.fullname}: Image uploaded.")
-            self.result.uploaded_bytes += p.master.size
-            counter = {PENDING_UPLOAD: "uploaded", PENDING_REPLACE: "replaced"}.get(
-                p.status, "renamed"
+            log.warning(
+                f"Image {p.name} has a different checksum ({p.dest.checksum}) in region "
+                f"{self.fullname} than in the master region. It was not set what to do. "
+                "Please, fill either dontupdate, replace or rename with the checksum."
             )
-            setattr(self.result, counter, getattr(self.result, counter) + 1)
+        elif p.status == ERROR_AMI or p.problem:
+            log.warning(
+                f"Image {p.name} cannot be synchronised to region {self.fullname}: {p.problem}."
+            )
 
-    def _ami_phase(self) -> None:
-        for p in self.plan.with_status(PENDING_AMI):
-            assert p.dest is not None
-            values = ami.resolve(p.ami_refs, self.dest_ids)
-            changes = metadata_changes(p.master, p.dest, self.target.metadata_set, values)
-            # In a dry run the kernel/ramdisk ids do not exist yet: the update is pending.
-            if changes or self.dry_run:
-                self._update(p, changes)
+    def _apply(self, op: Operation) -> None:
+        handlers: dict[type, Callable] = {
+            DeleteLeftover: self._delete_leftover,
+            UpdateObsolete: self._update_obsolete,
+            UpdateMetadata: self._update_metadata,
+            RemoveDuplicate: self._remove_duplicate,
+            CopyImage: self._copy,
+            FixAmi: self._fix_ami,
+        }
+        try:
+            handlers[type(op)](op)
+        except FacadeError as exc:
+            name = getattr(op, "name", None) or op.image.name
+            log.error(str(exc))
+            self.result.failures.append(f"{name}: {exc}")
+            self.failed_names.add(name)
 
-    # -- operations -----------------------------------------------------------------
-    def _update(self, p: ImagePlan, changes: dict[str, str | None]) -> None:
-        assert p.dest is not None
+    # -- simple operations ----------------------------------------------------------------
+    def _delete_leftover(self, op: DeleteLeftover) -> None:
+        image = op.image
         if self.dry_run:
-            log.info(f"{self.fullname}: Image pending to update the metadata {p.name}")
+            log.info(
+                f"{self.fullname}: Leftover image {image.name} ({image.id}) of an interrupted "
+                "run pending to delete"
+            )
+            return
+        log.info(
+            f"{self.fullname}: Deleting leftover image {image.name} ({image.id}) of an "
+            "interrupted run"
+        )
+        self.facade.delete_image(self.region, image.id)
+
+    def _update_obsolete(self, op: UpdateObsolete) -> None:
+        if self.dry_run:
+            log.info(f"{self.fullname}: Obsolete image pending to update {op.new_name}")
+            return
+        log.info(f"{self.fullname}: updating obsolete image {op.new_name}")
+        self.facade.update_image(self.region, op.image.id, op.changes)
+
+    def _update_metadata(self, op: UpdateMetadata) -> None:
+        self._update(op.name, op.image, op.changes)
+
+    def _remove_duplicate(self, op: RemoveDuplicate) -> None:
+        image = op.image
+        if op.rename_to:
+            what = f"renaming the other copy {image.id} of {op.name} to {op.rename_to}"
         else:
-            log.info(f"{self.fullname}: Updating the metadata of image {p.name}")
-            self.facade.update_image(self.region, p.dest.id, changes)
+            what = f"deleting the other copy {image.id} of {op.name} (its checksum is in replace)"
+        if self.dry_run:
+            log.info(f"{self.fullname}: Pending: {what}")
+            return
+        log.info(f"{self.fullname}: {what[0].upper()}{what[1:]}")
+        if op.rename_to:
+            changes = {"name": op.rename_to, "visibility": "private"}
+            self.facade.update_image(self.region, image.id, changes)
+        else:
+            self.facade.delete_image(self.region, image.id)
+
+    def _fix_ami(self, op: FixAmi) -> None:
+        failed = sorted(n for n in op.ami_refs.values() if n in self.failed_names)
+        if failed:
+            log.warning(
+                f"{self.fullname}: kernel_id/ramdisk_id of {op.name} left as they are: "
+                f"{', '.join(failed)} could not be synchronised in this run"
+            )
+            return
+        values = ami.resolve(op.ami_refs, self.dest_ids)
+        changes = {**op.changes, **ami_changes(op.image, values)}
+        # In a dry run the new kernel/ramdisk ids do not exist yet: the update is pending.
+        if changes or self.dry_run:
+            self._update(op.name, op.image, changes)
+
+    def _update(self, name: str, image: Image, changes: MetadataChanges) -> None:
+        if self.dry_run:
+            log.info(f"{self.fullname}: Image pending to update the metadata {name}")
+        else:
+            log.info(f"{self.fullname}: Updating the metadata of image {name}")
+            self.facade.update_image(self.region, image.id, changes)
         self.result.metadata_updates += 1
 
-    def _upload(self, p: ImagePlan) -> Image:
-        master = p.master
-        values = ami.resolve(p.ami_refs, self.dest_ids)
-        new = master.copy(properties=upload_properties(master, self.target.metadata_set, values))
-        created = self.facade.upload_image(self.region, new, self.source_for(master))
-        if not created.same_content(master):
-            self._undo(
-                lambda: self.facade.delete_image(self.region, created.id),
-                f"the bad copy {created.id} of {p.name} could not be deleted",
-            )
+    # -- copies -----------------------------------------------------------------------------
+    def _copy(self, op: CopyImage) -> None:
+        mb = format_mb(op.master.size)
+        if op.kind == REPLACE:
+            log.info(f"{self.fullname}: Replacing image {op.name} ({mb} MB)")
+        elif op.kind == RENAME:
+            log.info(f"{self.fullname}: Renaming and replacing image {op.name} ({mb} MB)")
+        elif not self.dry_run:
+            log.info(f"{self.fullname}: Uploading image {op.name} ({mb} MB)")
+        if self.dry_run:
+            log.info(f"{self.fullname}: Pending: {op.name} ({mb} MB)")
+            self.result.uploaded_bytes += op.master.size
+            return
+        failed = sorted(n for n in op.ami_refs.values() if n in self.failed_names)
+        if failed:
             raise FacadeError(
-                f"{self.fullname}: uploaded image {p.name} does not have the master's content "
-                f"(checksum {created.checksum}, master {master.checksum}); it was deleted"
+                f"{self.fullname}: image {op.name} not uploaded: {', '.join(failed)}, which it "
+                "references, could not be synchronised in this run"
             )
-        self.dest_ids[p.name] = created.id
-        self.names.add(p.name)
-        return created
+        created = self._upload_verified(op)
+        self._swap(op, created)
+        self.dest_ids[op.name] = created.id
+        log.info(f"{self.fullname}: Image uploaded.")
+        self.result.uploaded_bytes += op.master.size
+        counter = {REPLACE: "replaced", RENAME: "renamed"}.get(op.kind, "uploaded")
+        setattr(self.result, counter, getattr(self.result, counter) + 1)
 
-    def _replace(self, p: ImagePlan) -> None:
-        assert p.dest is not None
-        created = self._upload(p)
-        try:
-            self.facade.delete_image(self.region, p.dest.id)
-        except FacadeError as exc:
-            # Two images with one name would be ambiguous: undo the upload.
-            undone = self._undo(
-                lambda: self.facade.delete_image(self.region, created.id),
-                f"the new copy {created.id} of {p.name} could not be removed again",
-            )
-            if undone:
-                raise FacadeError(f"{exc} (the new copy of {p.name} was removed again)") from exc
-            raise
+    def _temporary(self, op: CopyImage) -> Image:
+        """The new copy as it is created: temporary name, private, hidden, marked."""
+        values = ami.resolve(op.ami_refs, self.dest_ids)
+        properties = dict(op.properties)
+        properties.update({key: value for key, value in values.items() if value is not None})
+        properties[MARKER] = self.run_id.value
+        return op.master.copy(
+            name=self.run_id.temp_name(op.name),
+            visibility="private",
+            hidden=True,
+            protected=False,
+            properties=properties,
+        )
 
-    def _rename(self, p: ImagePlan) -> None:
-        assert p.dest is not None
-        renamed = old_name(p.name, self.names)
-        # Rename first so that two images never share the name; undo if the upload fails.
-        self.facade.update_image(self.region, p.dest.id, {"name": renamed, "visibility": "private"})
-        self.names.add(renamed)
+    def _upload_verified(self, op: CopyImage) -> Image:
+        """Upload the temporary copy and check its content; retried when that may help."""
+        temporary = self._temporary(op)
+        source = self.source_for(op.master)
+        attempt = 0
+        while True:
+            try:
+                created = self.facade.upload_image(self.region, temporary, source)
+                problem = source.check_copy(created)
+                if problem is None:
+                    return created
+                self._undo(
+                    lambda bad=created.id: self.facade.delete_image(self.region, bad),
+                    f"the bad copy {created.id} of {op.name} could not be deleted",
+                )
+                raise FacadeError(
+                    f"{self.fullname}: uploaded image {op.name} does not have the master's "
+                    f"content ({problem}); it was deleted"
+                )
+            except SourceMismatch as exc:
+                if not source.fallback():
+                    raise
+                log.warning(f"{exc}; reading it from {source.description} instead")
+            except FacadeError as exc:
+                if not exc.transient or attempt >= self.retries:
+                    raise
+                attempt += 1
+                delay = min(MAX_RETRY_DELAY, 2.0**attempt) * random.uniform(0.5, 1.0)
+                log.warning(
+                    f"{exc} (retry {attempt} of {self.retries} in {delay:.1f} s)"
+                )
+                self._sleep(delay)
+
+    def _swap(self, op: CopyImage, created: Image) -> None:
+        """Put the verified copy in place; undo everything on a failure or interruption."""
+        master = op.master
+        final: MetadataChanges = {
+            "name": op.name,
+            "visibility": master.visibility,
+            "os_hidden": False,
+            MARKER: None,
+        }
+        if master.protected and op.kind != REPLACE:
+            final["protected"] = True
+        renamed = promoted = False
         try:
-            self._upload(p)
-        except FacadeError:
+            if op.kind == RENAME:
+                assert op.old is not None and op.old_name is not None
+                self.facade.update_image(
+                    self.region, op.old.id, {"name": op.old_name, "visibility": "private"}
+                )
+                renamed = True
+            self.facade.update_image(self.region, created.id, final)
+            promoted = True
+            if op.kind == REPLACE:
+                self._delete_old(op, created)
+                if master.protected:
+                    self.facade.update_image(self.region, created.id, {"protected": True})
+        except BaseException:
+            if op.kind == REPLACE and promoted:
+                raise  # the new copy is in place (and verified): that is kept
             self._undo(
-                lambda: self.facade.update_image(
-                    self.region, p.dest.id, {"name": p.name, "visibility": p.dest.visibility}
-                ),
-                f"image {renamed} could not be renamed back to {p.name}",
+                lambda: self.facade.delete_image(self.region, created.id),
+                f"the new copy {created.id} of {op.name} could not be removed again",
             )
+            if renamed:
+                assert op.old is not None
+                old = op.old
+                self._undo(
+                    lambda: self.facade.update_image(
+                        self.region, old.id, {"name": op.name, "visibility": old.visibility}
+                    ),
+                    f"image {op.old_name} could not be renamed back to {op.name}",
+                )
             raise
+
+    def _delete_old(self, op: CopyImage, created: Image) -> None:
+        """Delete the replaced copy. If that fails and it is still there, take the new one
+        back out (two copies with one name would be ambiguous); if it is gone, the
+        delete did happen (a lost answer) and the new copy stays."""
+        assert op.old is not None
+        try:
+            self.facade.delete_image(self.region, op.old.id)
+            return
+        except FacadeError as exc:
+            error = exc
+        try:
+            still_there = self.facade.get_image(self.region, op.old.id) is not None
+        except FacadeError:
+            still_there = True
+        if not still_there:
+            return
+        demote: MetadataChanges = {
+            "name": self.run_id.temp_name(op.name),
+            "visibility": "private",
+            "os_hidden": True,
+            MARKER: self.run_id.value,
+        }
+
+        def take_back() -> None:
+            self.facade.update_image(self.region, created.id, demote)
+            self.facade.delete_image(self.region, created.id)
+
+        if self._undo(take_back, f"the new copy {created.id} of {op.name} could not be removed"):
+            raise FacadeError(f"{error} (the new copy of {op.name} was removed again)") from error
+        raise error
 
     def _undo(self, action: Callable[[], None], what: str) -> bool:
         """Best-effort repair after a failure; the original error is what gets reported."""
@@ -229,15 +367,17 @@ class Executor:
 
     def _summary(self) -> None:
         r, plan = self.result, self.plan
-        if r.failed:
-            log.error(f"{self.fullname}: Region synchronisation stopped by the error above.")
+        uploads = [op for op in plan.operations if isinstance(op, CopyImage)]
+        if r.failures:
+            names = ", ".join(f.split(":", 1)[0] for f in r.failures)
+            log.error(f"{self.fullname}: Region synchronisation failed for: {names}")
         elif self.dry_run and plan.has_work:
             log.info(f"{self.fullname}: MBs pending : {r.uploaded_bytes // 1048576}")
-        elif not self.dry_run and plan.with_status(*CONTENT_STATUSES):
+        elif not self.dry_run and uploads:
             log.info(
                 f"{self.fullname}: Total uploaded to region: {r.uploaded_bytes // 1048576} (MB)"
             )
-        elif not self.dry_run and (r.metadata_updates or plan.obsolete):
+        elif not self.dry_run and plan.operations:
             log.info(f"{self.fullname}: Metadata updated, nothing to upload.")
         elif not r.needs_operator:
             log.info(f"{self.fullname}: Region is synchronized.")

@@ -69,6 +69,7 @@ class Image:
     min_ram: int = 0
     min_disk: int = 0
     protected: bool = False
+    hidden: bool = False  # os_hidden: left out of Glance's default listing
 
     def __post_init__(self) -> None:
         # Values are strings in Glance v2; old backups may hold ints (SPEC §4.2).
@@ -116,6 +117,7 @@ class Image:
             str(self.min_ram),
             str(self.min_disk),
             str(self.protected),
+            str(self.hidden),
         ]
 
     @classmethod
@@ -123,7 +125,7 @@ class Image:
         """Parse a backup row; raises ValueError with the reason on a malformed row."""
         if len(row) < 9:
             raise ValueError(f"expected at least 9 fields, found {len(row)}")
-        extra = list(row[9:16]) + [""] * (16 - max(len(row), 9))
+        extra = list(row[9:17]) + [""] * (17 - max(len(row), 9))
         if not row[2].strip():
             raise ValueError("id field is empty")
         try:
@@ -157,6 +159,7 @@ class Image:
             min_ram=min_ram,
             min_disk=min_disk,
             protected=extra[6].strip() == "True",
+            hidden=extra[7].strip() == "True",
         )
 
 

@@ -1,11 +1,13 @@
-"""PURE: master images + one region's images + target config -> statuses and actions.
+"""PURE: master images + one region's images + target config -> statuses and operations.
 
-This is where every status is decided. ``--show-status`` prints a RegionPlan, ``--dry-run``
-narrates it, a sync applies it (executor.py): the three can never disagree.
+This is where every status is decided, and what a sync does about it (the operations of
+operations.py). ``--show-status`` prints a RegionPlan's statuses, ``--dry-run`` prints its
+operations, a sync applies them (executor.py): the three can never disagree.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from glancesync import ami
@@ -13,12 +15,25 @@ from glancesync.config import TargetConfig
 from glancesync.facade.base import MetadataChanges
 from glancesync.image import AMI_PROPERTIES, Image
 from glancesync.obsolete import ObsoleteUpdate, obsolete_masters, obsolete_updates
+from glancesync.operations import (
+    RENAME,
+    REPLACE,
+    UPLOAD,
+    CopyImage,
+    DeleteLeftover,
+    FixAmi,
+    Operation,
+    RemoveDuplicate,
+    UpdateMetadata,
+    UpdateObsolete,
+)
 from glancesync.selection import same_owner, selected_images
 
 OK = "ok"
 OK_STALLED_CHECKSUM = "ok_stalled_checksum"
 ERROR_CHECKSUM = "error_checksum"
 ERROR_AMI = "error_ami"
+ERROR_PROTECTED = "error_protected"
 PENDING_METADATA = "pending_metadata"
 PENDING_UPLOAD = "pending_upload"
 PENDING_REPLACE = "pending_replace"
@@ -26,8 +41,9 @@ PENDING_RENAME = "pending_rename"
 PENDING_AMI = "pending_ami"
 
 FINAL_STATUSES = (OK, OK_STALLED_CHECKSUM)
-ERROR_STATUSES = (ERROR_CHECKSUM, ERROR_AMI)
+ERROR_STATUSES = (ERROR_CHECKSUM, ERROR_AMI, ERROR_PROTECTED)
 CONTENT_STATUSES = (PENDING_UPLOAD, PENDING_REPLACE, PENDING_RENAME)
+_COPY_KIND = {PENDING_UPLOAD: UPLOAD, PENDING_REPLACE: REPLACE, PENDING_RENAME: RENAME}
 
 
 @dataclass
@@ -37,7 +53,7 @@ class ImagePlan:
     dest: Image | None  # the destination image matched by name (None: not there)
     ami_refs: dict[str, str | None] = field(default_factory=dict)  # prop -> master name
     changes: MetadataChanges = field(default_factory=dict)  # known at plan time
-    problem: str = ""  # why an error_ami image cannot be synchronised
+    problem: str = ""  # why an error_* image cannot be synchronised
 
     @property
     def name(self) -> str:
@@ -52,6 +68,7 @@ class RegionPlan:
     warnings: list[str]
     dest_ids: dict[str, str]  # name -> id of the destination images kept in place
     dest_names: set[str]  # every name present in the region (for .old naming)
+    operations: list[Operation] = field(default_factory=list)  # what a sync does, in order
 
     def with_status(self, *statuses: str) -> list[ImagePlan]:
         return [p for p in self.images if p.status in statuses]
@@ -68,9 +85,7 @@ class RegionPlan:
 
     @property
     def has_work(self) -> bool:
-        return bool(self.obsolete) or any(
-            p.status not in FINAL_STATUSES + ERROR_STATUSES or p.changes for p in self.images
-        )
+        return bool(self.operations)
 
 
 def plan_region(
@@ -79,12 +94,49 @@ def plan_region(
     dest_images: list[Image],
     target: TargetConfig,
     tenant_id: str,
+    *,
+    is_master: bool = False,
+    is_leftover: Callable[[dict[str, str]], bool] = lambda properties: False,
 ) -> RegionPlan:
+    """The statuses and operations for one region.
+
+    ``is_master``: the region is the master region named as a destination; its images
+    report their status but nothing is ever written there. ``is_leftover`` tells a
+    temporary copy of an interrupted run by its properties (see marker.py).
+    """
+    leftovers = [
+        image
+        for image in dest_images
+        if not is_master and same_owner(image.owner, tenant_id) and is_leftover(image.properties)
+    ]
+    dest_images = [image for image in dest_images if image not in leftovers]
     selected = selected_images(master, target)
     master_by_id = {image.id: image for image in master.values()}
-    matched, warnings = match_destination(region, selected, dest_images, target, tenant_id)
+    matched, duplicates, warnings = match_destination(
+        region, selected, dest_images, target, tenant_id
+    )
+    foreign = {n for n, d in matched.items() if not same_owner(d.owner, tenant_id)}
 
     content = {name: _content_status(m, matched.get(name), target) for name, m in selected.items()}
+    problems: dict[str, str] = {}
+    for name, status in content.items():
+        dest = matched.get(name)
+        if dest is None:
+            continue
+        if name in foreign and status is None:
+            content[name] = OK  # the same content; another project's image is never changed
+        elif name in foreign and status in CONTENT_STATUSES:
+            content[name] = ERROR_CHECKSUM
+            problems[name] = (
+                f"the copy {dest.id} belongs to project {dest.owner}: glancesync never changes "
+                "another project's image"
+            )
+        elif status == PENDING_REPLACE and dest.protected:
+            content[name] = ERROR_PROTECTED
+            problems[name] = (
+                f"the copy {dest.id} to replace is protected: unprotect it "
+                f"(openstack image set --unprotected {dest.id}) or list its checksum in rename"
+            )
     refs = {name: ami.references(m, master_by_id) for name, m in selected.items()}
     # An image that cannot be uploaded (error_ami) cannot be referenced either: repeat
     # until no new one appears (AMI chains are one or two levels deep in practice).
@@ -103,6 +155,7 @@ def plan_region(
                 pending,
                 dest_ids,
                 target.metadata_set,
+                problems.get(name, ""),
             )
             for name, m in selected.items()
         ]
@@ -113,12 +166,57 @@ def plan_region(
     plans.sort(key=lambda p: (p.master.size, p.name))
 
     obsolete: list[ObsoleteUpdate] = []
-    if target.support_obsolete_images:
+    if target.support_obsolete_images and not is_master:
         masters, obsolete_warnings = obsolete_masters(master, target)
         warnings += obsolete_warnings
         obsolete = obsolete_updates(masters, dest_images, target, tenant_id)
     names = {image.name for image in dest_images if image.name}
-    return RegionPlan(region, plans, obsolete, warnings, dest_ids, names)
+    plan = RegionPlan(region, plans, obsolete, warnings, dest_ids, names)
+    if not is_master:
+        plan.operations = _operations(plan, leftovers, duplicates, target)
+    return plan
+
+
+def _operations(
+    plan: RegionPlan,
+    leftovers: list[Image],
+    duplicates: dict[str, list[Image]],
+    target: TargetConfig,
+) -> list[Operation]:
+    """The status -> operation mapping, in the order a sync applies them."""
+    ops: list[Operation] = [DeleteLeftover(image) for image in leftovers]
+    names = set(plan.dest_names)
+    for update in plan.obsolete:
+        ops.append(UpdateObsolete(update.dest, update.new_name, update.changes))
+        names.add(update.new_name)
+    for p in plan.images:
+        if p.changes and p.dest is not None and p.status in (PENDING_METADATA, ERROR_AMI):
+            ops.append(UpdateMetadata(p.name, p.dest, p.changes))
+    for p in plan.upload_order():
+        if p.status not in CONTENT_STATUSES:
+            continue
+        kind = _COPY_KIND[p.status]
+        renamed = _take(old_name(p.name, names), names) if kind == RENAME else None
+        props = upload_properties(p.master, target.metadata_set, {})
+        ops.append(CopyImage(kind, p.master, props, dict(p.ami_refs), p.dest, renamed))
+    # Other copies with the name (a replace whose delete failed, two uploads...): once
+    # the right copy is in place, the rules for conflicting content apply to them too.
+    for p in plan.images:
+        for other in duplicates.get(p.name, []):
+            rule = _conflict_rule(other.content_ids(), target)
+            if rule == PENDING_RENAME:
+                ops.append(RemoveDuplicate(p.name, other, _take(old_name(p.name, names), names)))
+            elif rule == PENDING_REPLACE and not other.protected:
+                ops.append(RemoveDuplicate(p.name, other, None))
+    for p in plan.with_status(PENDING_AMI):
+        assert p.dest is not None
+        ops.append(FixAmi(p.name, p.dest, p.changes, dict(p.ami_refs)))
+    return ops
+
+
+def _take(name: str, names: set[str]) -> str:
+    names.add(name)
+    return name
 
 
 def _image_plan(
@@ -130,6 +228,7 @@ def _image_plan(
     pending: set[str],
     dest_ids: dict[str, str],
     metadata_set: frozenset[str],
+    problem: str = "",
 ) -> ImagePlan:
     """The final status of one image, once its content status (or None: same) is known."""
     changes: MetadataChanges = {}
@@ -144,9 +243,8 @@ def _image_plan(
         status = {ami.MISSING: ERROR_AMI, ami.PENDING: PENDING_AMI}.get(
             state, PENDING_METADATA if changes else OK
         )
-    problem = (
-        "; ".join(ami.problems(master, refs, in_place, pending)) if status == ERROR_AMI else ""
-    )
+    if status == ERROR_AMI:
+        problem = "; ".join(ami.problems(master, refs, in_place, pending))
     return ImagePlan(str(status), master, dest, refs, changes, problem)
 
 
@@ -156,9 +254,15 @@ def match_destination(
     dest_images: list[Image],
     target: TargetConfig,
     tenant_id: str,
-) -> tuple[dict[str, Image], list[str]]:
-    """Pair destination images with selected master images by name (SPEC §6.1)."""
+) -> tuple[dict[str, Image], dict[str, list[Image]], list[str]]:
+    """Pair destination images with selected master images by name.
+
+    Returns the copy kept for each name (the first active one, or the one with the
+    master's content), the other active copies of our project with that name, and the
+    warnings.
+    """
     matched: dict[str, Image] = {}
+    others: dict[str, list[Image]] = {}
     warnings: list[str] = []
     for dest in dest_images:
         name = dest.name
@@ -182,9 +286,13 @@ def match_destination(
             )
             master = selected[name]
             if not (dest.same_content(master) and not previous.same_content(master)):
+                if same_owner(dest.owner, tenant_id):
+                    others.setdefault(name, []).append(dest)
                 continue
+            if same_owner(previous.owner, tenant_id):
+                others.setdefault(name, []).append(previous)
         matched[name] = dest
-    return matched, warnings
+    return matched, others, warnings
 
 
 def _content_status(master: Image, dest: Image | None, target: TargetConfig) -> str | None:
@@ -193,7 +301,11 @@ def _content_status(master: Image, dest: Image | None, target: TargetConfig) -> 
         return PENDING_UPLOAD
     if dest.same_content(master):
         return None
-    ids = dest.content_ids()
+    return _conflict_rule(dest.content_ids(), target)
+
+
+def _conflict_rule(ids: set[str], target: TargetConfig) -> str:
+    """What dontupdate/rename/replace say about a copy with other content than the master."""
     # Specific values beat "any"; for the same value rename beats replace (it keeps data).
     for values in (ids, {"any"}):
         if values & target.dontupdate:
@@ -227,10 +339,17 @@ def metadata_changes(
             changes[prop] = None
     if dest.visibility != master.visibility:
         changes["visibility"] = master.visibility
-    for prop, value in (ami_values or {}).items():
-        if dest.properties.get(prop) != value and (value is not None or prop in dest.properties):
-            changes[prop] = value
+    changes.update(ami_changes(dest, ami_values or {}))
     return changes
+
+
+def ami_changes(dest: Image, ami_values: dict[str, str | None]) -> MetadataChanges:
+    """The kernel_id/ramdisk_id changes that make ``dest`` carry the resolved values."""
+    return {
+        prop: value
+        for prop, value in ami_values.items()
+        if dest.properties.get(prop) != value and (value is not None or prop in dest.properties)
+    }
 
 
 def upload_properties(

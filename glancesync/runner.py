@@ -7,6 +7,7 @@ execute, status report, backup.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from glancesync import backup
+from glancesync import backup, marker
 from glancesync.config import Settings
 from glancesync.exceptions import (
     EXIT_NEEDS_OPERATOR,
@@ -24,6 +25,7 @@ from glancesync.exceptions import (
     ConfigError,
     FacadeError,
     GlanceSyncError,
+    Interrupted,
 )
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade.base import Facade, region_fullname
@@ -61,6 +63,7 @@ class Runner:
         self._make_facade = make_facade
         self._facades: dict[str, Facade] = {}
         self._master: dict[str, Image] | None = None
+        self._run: marker.RunId | None = None
 
     @property
     def master_ref(self) -> RegionRef:
@@ -77,7 +80,8 @@ class Runner:
         if self._master is None:
             facade = self.facade("master")
             images = facade.list_images(self.settings.master_region)
-            self._master, warnings = master_images(images, facade.tenant_id())
+            forced = frozenset().union(*(t.forcesyncs for t in self.settings.targets.values()))
+            self._master, warnings = master_images(images, facade.tenant_id(), forced)
             for warning in warnings:
                 log.warning(warning)
         return self._master
@@ -126,12 +130,17 @@ class Runner:
         facade = self.facade(ref.target)
         target = self.settings.targets[ref.target]
         images = facade.list_images(ref.region)
-        plan = plan_region(ref.fullname, self.master(), images, target, facade.tenant_id())
-        if ref == self.master_ref:
-            # Named as a destination, the master reports ok; its own _obsolete pairs must
-            # never rename master images.
-            plan.obsolete.clear()
-        return plan
+        return plan_region(
+            ref.fullname,
+            self.master(),
+            images,
+            target,
+            facade.tenant_id(),
+            # Named as a destination, the master reports its statuses; nothing is ever
+            # written there (its own _obsolete pairs must never rename master images).
+            is_master=ref == self.master_ref,
+            is_leftover=marker.is_leftover,
+        )
 
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
         start = time.monotonic()
@@ -159,7 +168,22 @@ class Runner:
 
         facade = self.facade(ref.target)
         target = self.settings.targets[ref.target]
-        return Executor(facade, ref.region, target, plan, source, dry_run).run()
+        executor = Executor(
+            facade, ref.region, target, plan, source, dry_run, self._run_id(), target.retries
+        )
+        return executor.run()
+
+    def _run_id(self) -> marker.RunId:
+        """This run's identity, marked on its temporary copies (one per process)."""
+        if self._run is None or self._run.pid != os.getpid():
+            self._run = marker.start_run()
+        return self._run
+
+    def close(self) -> None:
+        """The run is over: its temporary copies, if any were left, are leftovers now."""
+        if self._run is not None:
+            marker.end_run(self._run)
+            self._run = None
 
     def sync(self, refs: list[RegionRef], dry_run: bool) -> int:
         self.master()  # a master that cannot be listed stops the run here
@@ -176,17 +200,27 @@ class Runner:
         print(f"======Master is {self.settings.master_region}", flush=True)
         running: dict[int, RegionRef] = {}
         codes: list[int] = []
-        for ref in refs:
-            while len(running) >= self.settings.max_children:
+        try:
+            for ref in refs:
+                while len(running) >= self.settings.max_children:
+                    codes.append(self._wait_child(running))
+                sys.stdout.flush()
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:  # child
+                    os._exit(self._child(ref, dry_run, logdir))
+                running[pid] = ref
+            while running:
                 codes.append(self._wait_child(running))
-            sys.stdout.flush()
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:  # child
-                os._exit(self._child(ref, dry_run, logdir))
-            running[pid] = ref
-        while running:
-            codes.append(self._wait_child(running))
+        except Interrupted as exc:
+            # Children clean up their own copy in flight: tell them (a plain `kill` of
+            # this process reaches no child) and wait until each one has.
+            for pid in running:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, exc.signum)
+            while running:
+                self._wait_child(running)
+            raise
         print("All is done.", flush=True)
         return max(codes, key=_severity, default=EXIT_OK)
 
@@ -205,8 +239,15 @@ class Runner:
         except GlanceSyncError as exc:
             log.error(str(exc))
             return exc.exit_code
-        except BaseException:  # e.g. KeyboardInterrupt: the parent reports the failure
+        except Interrupted as exc:
+            log.error(f"{ref.fullname}: {exc}: the region was left as it was before the "
+                      "operation in progress")
+            return exc.exit_code
+        except BaseException as exc:  # the parent reports the failure
+            log.error(f"{ref.fullname}: stopped: {exc!r}")
             return EXIT_REGION_FAILED
+        finally:
+            self.close()
 
     @staticmethod
     def _wait_child(running: dict[int, RegionRef]) -> int:

@@ -15,16 +15,24 @@ def same_owner(owner: str | None, tenant_id: str) -> bool:
     return not owner or owner.zfill(32) == tenant_id.zfill(32)
 
 
-def master_images(images: list[Image], master_tenant_id: str) -> tuple[dict[str, Image], list[str]]:
+def master_images(
+    images: list[Image], master_tenant_id: str, forced: frozenset[str] = frozenset()
+) -> tuple[dict[str, Image], list[str]]:
     """The master dict (name -> image) and the warnings produced while building it.
 
-    Kept: active, named, owned by the master tenant. A name seen more than once among
-    those is ambiguous, so every image with it is dropped.
+    Kept: active, named, owned by the master tenant, and not hidden (os_hidden) unless
+    its id is in ``forced`` (a target's forcesyncs): hiding the old ``X`` and uploading
+    a new ``X`` is how Glance rotates an image, so a hidden ``X`` must not make the name
+    ambiguous. A name seen more than once among those kept is ambiguous, so every image
+    with it is dropped.
     """
     kept = [
         image
         for image in images
-        if image.status == "active" and image.name and same_owner(image.owner, master_tenant_id)
+        if image.status == "active"
+        and image.name
+        and same_owner(image.owner, master_tenant_id)
+        and (not image.hidden or image.id in forced)
     ]
     counts = Counter(image.name for image in kept)
     warnings = [

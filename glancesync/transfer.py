@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from glancesync.exceptions import FacadeError
+from glancesync.exceptions import SourceMismatch
 from glancesync.facade.base import Facade
 from glancesync.image import Image
 
@@ -28,6 +28,14 @@ LOG = logging.getLogger("glancesync")
 class ImageSource:
     """The bytes of one master image, as an iterator of chunks hashed while read.
 
+    ``openers``: where the bytes can come from, in order of preference, as
+    (description, opener) pairs; :meth:`fallback` moves to the next one (a local file
+    that turned out stale falls back to the master API).
+
+    The end of the stream is held back: the last chunk is only released once the bytes
+    read have the master's size and hashes, so an upload of wrong bytes is aborted before
+    Glance can activate it.
+
     ``progress``: True = a tqdm bar; False = a log line every PROGRESS_LOG_INTERVAL
     seconds; None = a bar when stderr and the "glancesync" log both go to a terminal.
     """
@@ -38,34 +46,52 @@ class ImageSource:
         description: str,
         opener: Callable[[], Iterator[bytes]],
         progress: bool | None = None,
+        fallbacks: list[tuple[str, Callable[[], Iterator[bytes]]]] | None = None,
     ) -> None:
         self.master = master
         self.description = description
         self._opener = opener
+        self._fallbacks = list(fallbacks or [])
         self._progress = progress
         self._reset()
+
+    def fallback(self) -> bool:
+        """Read from the next place from now on; False when there is none."""
+        if not self._fallbacks:
+            return False
+        self.description, self._opener = self._fallbacks.pop(0)
+        return True
 
     def _reset(self) -> None:
         self.bytes_read = 0
         self._md5 = hashlib.md5(usedforsecurity=False)
-        algo = self.master.os_hash_algo
-        self._multihash = (
-            hashlib.new(algo) if algo and algo in hashlib.algorithms_available else None
-        )
+        # Without a master hash, the copy is checked against what we read: Glance's
+        # default multihash is sha512.
+        algo = self.master.os_hash_algo or "sha512"
+        self.hash_algo = algo if algo in hashlib.algorithms_available else None
+        self._multihash = hashlib.new(algo) if self.hash_algo else None
 
     def chunks(self) -> Iterator[bytes]:
         # Every read starts from scratch, so a retried upload is hashed correctly.
         self._reset()
         progress = _progress_for(self)
         iterator = self._opener()
+        held: bytes | None = None
         try:
             for chunk in iterator:
+                if not chunk:
+                    continue
                 self._md5.update(chunk)
                 if self._multihash is not None:
                     self._multihash.update(chunk)
                 self.bytes_read += len(chunk)
                 progress.update(len(chunk))
-                yield chunk
+                if held is not None:
+                    yield held
+                held = chunk
+            self.verify()  # raises before the end of the body is released
+            if held is not None:
+                yield held
         finally:
             # Stopped early (failed upload): release the master download connection now.
             close = getattr(iterator, "close", None)
@@ -73,25 +99,56 @@ class ImageSource:
                 close()
             progress.close()
 
-    def verify(self, region: str) -> None:
+    @property
+    def md5(self) -> str:
+        return self._md5.hexdigest()
+
+    @property
+    def multihash(self) -> str | None:
+        return self._multihash.hexdigest() if self._multihash is not None else None
+
+    def verify(self, region: str = "") -> None:
         """After the bytes were consumed: they must be the master's (size and hashes)."""
         master = self.master
         problems = []
         if master.size and self.bytes_read != master.size:
             problems.append(f"read {self.bytes_read} bytes, master size is {master.size}")
-        if master.checksum and self._md5.hexdigest() != master.checksum:
-            problems.append(f"md5 {self._md5.hexdigest()} != master checksum {master.checksum}")
-        if (
-            self._multihash is not None
-            and master.os_hash_value
-            and self._multihash.hexdigest() != master.os_hash_value
-        ):
+        if master.checksum and self.md5 != master.checksum:
+            problems.append(f"md5 {self.md5} != master checksum {master.checksum}")
+        if master.os_hash_value and self.multihash not in (None, master.os_hash_value):
             problems.append(f"{master.os_hash_algo} of the bytes read differs from the master's")
         if problems:
-            raise FacadeError(
-                f"{region}: image {master.name} read from {self.description} is not the "
+            prefix = f"{region}: " if region else ""
+            raise SourceMismatch(
+                f"{prefix}image {master.name} read from {self.description} is not the "
                 f"master's content: {'; '.join(problems)}"
             )
+
+    def check_copy(self, copy: Image) -> str | None:
+        """Why the region's new ``copy`` is not the master's content (None: it is).
+
+        Against the master's hashes when it has them, else against the hashes of the
+        bytes we sent (a master image made from a location or a snapshot may have none).
+        """
+        master = self.master
+        if copy.status != "active":
+            return f"its status is {copy.status!r}, not active"
+        if master.size and copy.size and copy.size != master.size:
+            return f"its size is {copy.size}, the master's {master.size}"
+        if master.content_ids():
+            if copy.same_content(master):
+                return None
+            return (
+                f"checksum {copy.checksum}, master {master.checksum}"
+                + (f" ({master.os_hash_algo} differs)" if master.os_hash_value else "")
+            )
+        sent = Image(
+            id="", name=master.name, checksum=self.md5,
+            os_hash_algo=self.hash_algo, os_hash_value=self.multihash,
+        )  # fmt: skip
+        if copy.content_ids() and copy.same_content(sent):
+            return None
+        return f"checksum {copy.checksum}, but the bytes sent have md5 {self.md5}"
 
 
 def source_for(
@@ -101,15 +158,29 @@ def source_for(
     master_region: str,
     progress: bool | None = None,
 ) -> ImageSource:
+    """Bytes from ``images_dir/<master id>`` when usable, else from the master's API.
+
+    A file whose size differs from the master's is stale: it is not used at all. A file
+    of the right size that hashes differently is noticed at the end of the read (the
+    upload is aborted) and the upload is retried from the master API.
+    """
+
+    def from_api() -> Iterator[bytes]:
+        return master_facade.download(master_region, master.id)
+
+    api = (f"master region {master_region}", from_api)
     path = os.path.join(images_dir, master.id) if images_dir else None
     if path and os.path.isfile(path) and os.access(path, os.R_OK):
-        return ImageSource(master, f"file {path}", lambda: _read_file(path), progress)
-    return ImageSource(
-        master,
-        f"master region {master_region}",
-        lambda: master_facade.download(master_region, master.id),
-        progress,
-    )
+        size = os.path.getsize(path)
+        if not master.size or size == master.size:
+            return ImageSource(
+                master, f"file {path}", lambda: _read_file(path), progress, fallbacks=[api]
+            )
+        LOG.warning(
+            "File %s has %d bytes, master image %s has %d: reading it from master region %s",
+            path, size, master.name, master.size, master_region,
+        )  # fmt: skip
+    return ImageSource(master, api[0], api[1], progress)
 
 
 def _read_file(path: str) -> Iterator[bytes]:

@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     from glancesync.image import Image
     from glancesync.transfer import ImageSource
 
-# Metadata changes: "name" and "visibility" set those attributes; any other key is a user
-# property; a value of None removes that property. Nothing else is ever sent.
-MetadataChanges = dict[str, "str | None"]
+# Metadata changes: "name" and "visibility" (strings), "os_hidden" and "protected"
+# (booleans) set those attributes; any other key is a user property, whose value None
+# removes it. Nothing else is ever sent.
+MetadataChanges = dict[str, "str | bool | None"]
+CORE_CHANGES = ("name", "visibility", "os_hidden", "protected")
 
 
 def region_fullname(target: str, region: str) -> str:
@@ -46,13 +48,18 @@ class Facade(ABC):
         """Every image the region lists to us (public, own, shared, hidden), any status."""
 
     @abstractmethod
+    def get_image(self, region: str, image_id: str) -> Image | None:
+        """The image as the region reports it now; None when it does not exist."""
+
+    @abstractmethod
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
         """Create an image with ``image``'s metadata and upload ``source``'s bytes.
 
-        Sent at create: name, visibility, properties, disk_format, container_format,
-        min_ram, min_disk, protected. Returns the new image as the region reports it after
-        the upload (checksum and hash filled). On any failure after the create the created
-        image is deleted before FacadeError is raised.
+        Sent at create: name, visibility, os_hidden (``image.hidden``), properties,
+        disk_format, container_format, min_ram, min_disk; never protected. Returns the new
+        image as the region reports it after the upload (checksum and hash filled). On any
+        failure after the create (an interruption too) the created image is deleted before
+        the error is raised; FacadeError.transient says whether trying again may work.
         """
 
     @abstractmethod
@@ -61,7 +68,7 @@ class Facade(ABC):
 
     @abstractmethod
     def delete_image(self, region: str, image_id: str) -> None:
-        """Delete one image; raises FacadeError."""
+        """Delete one image (one already gone counts as deleted); raises FacadeError."""
 
     @abstractmethod
     def download(self, region: str, image_id: str) -> Iterator[bytes]:

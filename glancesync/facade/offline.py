@@ -131,6 +131,12 @@ class OfflineFacade(Facade):
     def list_images(self, region: str) -> list[Image]:
         return [entry.image for entry in self._load(region).entries]
 
+    def get_image(self, region: str, image_id: str) -> Image | None:
+        for entry in self._load(region).entries:
+            if entry.image.id == image_id:
+                return entry.image.copy()
+        return None
+
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         raise FacadeError(f"{self.fullname(region)}: offline regions hold no image data")
 
@@ -146,7 +152,7 @@ class OfflineFacade(Facade):
             )
         reg = self._load(region)
         used = {entry.image.id for entry in reg.entries}
-        name = image.name or ""
+        name = source.master.name or image.name or ""  # ids read "1$debian", not temporary
         seq = 1
         while f"{seq}${name}" in used:
             seq += 1
@@ -168,6 +174,7 @@ class OfflineFacade(Facade):
             min_ram=image.min_ram,
             min_disk=image.min_disk,
             protected=image.protected,
+            hidden=image.hidden,
         )
         reg.entries.append(_Entry(None, new))
         reg.save()
@@ -178,9 +185,12 @@ class OfflineFacade(Facade):
         i = reg.index(image_id)
         old = reg.entries[i].image
         name, visibility, properties = old.name, old.visibility, dict(old.properties)
+        flags = {"protected": old.protected, "hidden": old.hidden}
         for key, value in changes.items():
             if key == "name":
                 name = value
+            elif key in ("protected", "os_hidden"):
+                flags["hidden" if key == "os_hidden" else key] = bool(value)
             elif key == "visibility":
                 if value not in VISIBILITIES:
                     raise FacadeError(
@@ -198,13 +208,15 @@ class OfflineFacade(Facade):
                 properties.pop(key, None)
             else:
                 properties[key] = value
-        new = old.copy(name=name, visibility=visibility, properties=properties)
+        new = old.copy(name=name, visibility=visibility, properties=properties, **flags)
         if new != old:
             reg.entries[i] = _Entry(None, new)
             reg.save()
 
     def delete_image(self, region: str, image_id: str) -> None:
         reg = self._load(region)
+        if image_id not in {entry.image.id for entry in reg.entries}:
+            return  # gone already counts as deleted, as with Glance's 404
         i = reg.index(image_id)
         image = reg.entries[i].image
         if image.protected:

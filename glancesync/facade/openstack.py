@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import uuid
 import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -22,8 +23,8 @@ from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
 from keystoneauth1.identity import v3
 
-from glancesync.exceptions import ConfigError, FacadeError
-from glancesync.facade.base import Facade, MetadataChanges
+from glancesync.exceptions import ConfigError, FacadeError, SourceMismatch
+from glancesync.facade.base import CORE_CHANGES, Facade, MetadataChanges
 from glancesync.image import Image, is_user_property
 
 if TYPE_CHECKING:
@@ -42,21 +43,32 @@ CHUNK_SIZE = 1024 * 1024
 TRANSFER_MIN_CONNECT_TIMEOUT = 60
 TRANSFER_READ_TIMEOUT = 600
 JSON_PATCH = "application/openstack-images-v2.1-json-patch"
+DEFAULT_RETRIES = 3
+RETRIABLE_STATUSES = (502, 503, 504)
 
 class OpenStackFacade(Facade):
     """Glance v2 regions of one target, reached through one Keystone v3 session."""
 
-    def __init__(self, target_name: str, credentials: Credentials, timeout: int = 30) -> None:
+    def __init__(
+        self,
+        target_name: str,
+        credentials: Credentials,
+        timeout: int = 30,
+        retries: int = DEFAULT_RETRIES,
+        transfer_timeout: int = TRANSFER_READ_TIMEOUT,
+    ) -> None:
         super().__init__(target_name)
         self.credentials = credentials
         self.timeout = timeout
+        self.retries = retries
         auth, verify, cert = _auth_plugin(target_name, credentials)
-        # One session (hence one token) for the whole target; ``timeout`` is the default
-        # for every request, transfers pass their own.
+        # One session (hence one token) for the whole target; ``timeout`` (the listing
+        # timeout) is the default for every request; uploads, downloads and deletes (a
+        # multi-GB delete on a Ceph or Swift store takes long) pass the transfer timeout.
         self._session = ksa_session.Session(auth=auth, verify=verify, cert=cert, timeout=timeout)
         self._transfer_timeout = (
             max(timeout, TRANSFER_MIN_CONNECT_TIMEOUT),
-            max(timeout, TRANSFER_READ_TIMEOUT),
+            max(timeout, transfer_timeout),
         )
         self._clients: dict[str, Any] = {}
         self._project_id: str | None = None
@@ -115,36 +127,49 @@ class OpenStackFacade(Facade):
         return list(found.values())
 
     # -- writes ------------------------------------------------------------------------
+    def get_image(self, region: str, image_id: str) -> Image | None:
+        try:
+            raw = _get_raw(self._client(region), image_id)
+        except glance_exc.HTTPNotFound:
+            return None
+        except Exception as exc:
+            what = f"{self.fullname(region)}: Reading image {image_id} failed"
+            raise self._error(what, exc) from exc
+        return _to_image(raw, self.fullname(region))
+
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
         fullname = self.fullname(region)
-        failed = f"{fullname}: Upload of {image.name} failed. Cause: "
+        failed = f"{fullname}: Upload of {source.master.name} failed"
         try:
             client = self._client(region)
-            created = client.images.create(**_create_fields(image))
+            image_id = _create(client, image)
         except Exception as exc:
-            raise FacadeError(failed + self._cause(exc)) from exc
-        image_id = created["id"]
+            raise self._error(failed, exc) from exc
         try:
-            raw = self._fill(client, fullname, image_id, image, source)
+            self._put_file(client, image_id, source)
+            raw = _get_raw(client, image_id)
         except BaseException as exc:
             # Never leave a queued/killed half image behind, whatever stopped us.
-            self._delete_after_failure(client, fullname, image_id, image.name)
+            self._delete_after_failure(client, fullname, image_id, source.master.name)
             if not isinstance(exc, Exception):
-                raise  # KeyboardInterrupt / SystemExit: stop the run, do not go on
-            raise FacadeError(failed + self._upload_cause(exc, fullname)) from exc
+                raise  # an interruption: stop the run, do not go on
+            if isinstance(exc, _SourceFailure) and isinstance(exc.error, SourceMismatch):
+                raise SourceMismatch(f"{fullname}: {exc.error}") from exc.error
+            raise self._error(failed, exc, during="upload") from exc
         return _to_image(raw, fullname)
 
-    def _fill(
-        self, client: Any, fullname: str, image_id: str, image: Image, source: ImageSource
-    ) -> dict[str, Any]:
-        """Upload, verify both ends, then protect: the steps after the create."""
+    def _put_file(self, client: Any, image_id: str, source: ImageSource) -> None:
         reader = _ChunkReader(source)
         try:
+            # A streamed body cannot be sent twice: keystoneauth must not retry this
+            # request; the executor retries the whole upload from its source instead.
             client.http_client.put(
                 f"/v2/images/{image_id}/file",
                 headers=_upload_headers(source.master.size),
                 data=reader,
                 timeout=self._transfer_timeout,
+                connect_retries=0,
+                status_code_retries=0,
             )
         except Exception as exc:
             # A failing source surfaces as a broken request: report the source's error.
@@ -153,13 +178,6 @@ class OpenStackFacade(Facade):
             raise
         finally:
             reader.close()
-        source.verify(fullname)
-        raw = _get_raw(client, image_id)
-        _check_uploaded(raw, source.master)
-        if image.protected:
-            # Set only now: a protected image could not be deleted if a step above failed.
-            raw = _patch(client, image_id, [{"op": "replace", "path": "/protected", "value": True}])
-        return raw
 
     def _delete_after_failure(
         self, client: Any, fullname: str, image_id: str, name: str | None
@@ -184,23 +202,25 @@ class OpenStackFacade(Facade):
         try:
             _patch(self._client(region), image_id, ops)
         except Exception as exc:
-            raise FacadeError(
-                f"{self.fullname(region)}: Update of {image_id} failed. Cause: {self._cause(exc)}"
-            ) from exc
+            raise self._error(f"{self.fullname(region)}: Update of {image_id} failed", exc) from exc
 
     def delete_image(self, region: str, image_id: str) -> None:
         client = None
         try:
             client = self._client(region)
-            client.images.delete(image_id)
+            client.http_client.delete(f"/v2/images/{image_id}", timeout=self._transfer_timeout)
+        except glance_exc.HTTPNotFound:
+            return  # gone already: a retried delete whose first answer was lost
         except Exception as exc:
-            cause = self._cause(exc)
+            what = f"{self.fullname(region)}: Deletion of image {image_id} failed"
+            error = self._error(what, exc)
             forbidden = isinstance(exc, glance_exc.HTTPForbidden)
             if forbidden and client is not None and _is_protected(client, image_id):
-                cause = f"the image is protected (unprotect it first): {cause}"
-            raise FacadeError(
-                f"{self.fullname(region)}: Deletion of image {image_id} failed. Cause: {cause}"
-            ) from exc
+                error = FacadeError(
+                    f"{self.fullname(region)}: Deletion of image {image_id} failed. Cause: the "
+                    f"image is protected (unprotect it first): {self._cause(exc)}"
+                )
+            raise error from exc
 
     # -- reading bytes -----------------------------------------------------------------
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
@@ -238,13 +258,20 @@ class OpenStackFacade(Facade):
                 session=self._session,
                 region_name=region,
                 interface=self.credentials.interface,
+                # keystoneauth retries connection failures and these statuses, with an
+                # exponential delay from 0.5 s; a streamed upload opts out per request.
+                connect_retries=self.retries,
+                status_code_retries=self.retries,
+                retriable_status_codes=list(RETRIABLE_STATUSES),
             )
         return self._clients[region]
 
-    def _upload_cause(self, exc: BaseException, fullname: str) -> str:
-        text = self._cause(exc)
-        # verify() messages already start with the region; do not say it twice
-        return text.removeprefix(f"{fullname}: ")
+    def _error(self, what: str, exc: BaseException, during: str = "") -> FacadeError:
+        """``what``. Cause: <cause>, transient when trying again may work."""
+        cause = self._cause(exc)
+        if during and _is_reset(exc):
+            cause = f"connection reset during {during}: {cause}"
+        return FacadeError(f"{what}. Cause: {cause}", transient=_is_transient(exc))
 
     def _cause(self, exc: BaseException) -> str:
         if isinstance(exc, ksa_exc.Unauthorized):
@@ -348,14 +375,27 @@ def _create_fields(image: Image) -> dict[str, Any]:
     fields.update(
         name=image.name,
         visibility=image.visibility,
+        os_hidden=image.hidden,
         min_ram=int(image.min_ram or 0),
         min_disk=int(image.min_disk or 0),
-        protected=False,  # set after a verified upload, see OpenStackFacade._fill
+        protected=False,  # set once the copy is verified and in place (executor)
     )
     for key in ("disk_format", "container_format"):
         if getattr(image, key):
             fields[key] = getattr(image, key)
     return fields
+
+
+def _create(client: Any, image: Image) -> str:
+    """POST the image with an id of our choosing: a create retried after a lost answer
+    then meets 409 instead of making a second image."""
+    image_id = str(uuid.uuid4())
+    try:
+        client.http_client.post("/v2/images", data={"id": image_id, **_create_fields(image)})
+    except glance_exc.HTTPConflict:
+        if _get_raw(client, image_id).get("name") != image.name:
+            raise
+    return image_id
 
 
 def _upload_headers(size: int) -> dict[str, str]:
@@ -380,10 +420,10 @@ def _patch(client: Any, image_id: str, ops: list[dict[str, Any]]) -> dict[str, A
 
 def _patch_operations(changes: MetadataChanges) -> list[dict[str, Any]]:
     ops: list[dict[str, Any]] = []
-    for key in ("name", "visibility"):
+    for key in CORE_CHANGES:
         if key in changes:
             ops.append({"op": "replace", "path": f"/{key}", "value": changes[key]})
-    for key in sorted(k for k in changes if k not in ("name", "visibility")):
+    for key in sorted(k for k in changes if k not in CORE_CHANGES):
         value = changes[key]
         path = "/" + key.replace("~", "~0").replace("/", "~1")  # JSON pointer escaping
         if value is None:
@@ -392,20 +432,6 @@ def _patch_operations(changes: MetadataChanges) -> list[dict[str, Any]]:
             # "add" on an existing property replaces it, so one op serves both cases.
             ops.append({"op": "add", "path": path, "value": str(value)})
     return ops
-
-
-def _check_uploaded(raw: Mapping[str, Any], master: Image) -> None:
-    """The destination's own hashes must be the master's (DESIGN: verify every upload)."""
-    if raw.get("status") != "active":
-        raise FacadeError(f"the new image is {raw.get('status')} after the upload, not active")
-    if not master.content_ids():
-        return
-    new = _to_image(raw, "")
-    if not new.same_content(master):
-        raise FacadeError(
-            f"the new image's checksum {new.checksum} / {new.os_hash_algo} hash differ from "
-            f"the master's ({master.checksum})"
-        )
 
 
 def _is_protected(client: Any, image_id: str) -> bool:
@@ -446,6 +472,7 @@ def _to_image(raw: Mapping[str, Any], region: str) -> Image:
         min_ram=raw.get("min_ram") or 0,
         min_disk=raw.get("min_disk") or 0,
         protected=bool(raw.get("protected")),
+        hidden=bool(raw.get("os_hidden")),
     )
 
 
@@ -453,6 +480,7 @@ class _SourceFailure(Exception):
     """The image bytes could not be read (the destination was fine)."""
 
     def __init__(self, description: str, error: BaseException) -> None:
+        self.error = error
         # A FacadeError (master download) already says where; other errors need the source.
         text = _one_line(error)
         super().__init__(
@@ -469,21 +497,21 @@ class _ChunkReader:
 
     def __init__(self, source: ImageSource) -> None:
         self._chunks = source.chunks()
-        self._buffer = b""
+        self._buffer = memoryview(b"")
         self.error: BaseException | None = None
 
     def read(self, size: int = -1) -> bytes:
         if not self._buffer:
             try:
-                self._buffer = next(self._chunks, b"")
+                self._buffer = memoryview(next(self._chunks, b""))
             except Exception as exc:
                 self.error = exc
                 raise
         if size is None or size < 0 or size >= len(self._buffer):
-            data, self._buffer = self._buffer, b""
-        else:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-        return data
+            size = len(self._buffer)
+        # glanceclient reads 64 KiB at a time: a view avoids copying the rest of the chunk
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return bytes(data)
 
     def close(self) -> None:
         self._chunks.close()  # type: ignore[attr-defined]  # a generator: ends the download
@@ -511,6 +539,28 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             todo.extend([current.__cause__, current.__context__])
             continue
         todo.extend([current.__cause__, current.__context__, *current.args])
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A failure the same request may not meet again: connection, timeout, 502/503/504."""
+    for e in _chain(exc):
+        if isinstance(e, FacadeError):
+            return e.transient
+        status = getattr(e, "code", None) or getattr(e, "http_status", None)
+        if isinstance(status, int) and status in RETRIABLE_STATUSES:
+            return True
+        if isinstance(e, (ksa_exc.ConnectionError, requests.ConnectionError, ConnectionError)):
+            return True
+        if isinstance(e, (glance_exc.CommunicationError, glance_exc.InvalidEndpoint)):
+            return True
+    return _is_timeout(exc)
+
+
+def _is_reset(exc: BaseException) -> bool:
+    return any(
+        isinstance(e, (ConnectionResetError, BrokenPipeError, urllib3.exceptions.ProtocolError))
+        for e in _chain(exc)
+    )
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -81,8 +81,11 @@ class Recording(Facade):
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         return self.inner.download(region, image_id)
 
+    def get_image(self, region: str, image_id: str) -> Image | None:
+        return self.inner.get_image(region, image_id)
+
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
-        self.writes.append(("upload", image.name))
+        self.writes.append(("upload", source.master.name))
         return self.inner.upload_image(region, image, source)
 
     def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
@@ -95,17 +98,30 @@ class Recording(Facade):
 
 
 class CorruptingUpload(Recording):
-    """The region stores something else than what was sent (hash mismatch)."""
+    """The region stores something else than what was sent for images named a_*."""
 
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
         created = super().upload_image(region, image, source)
+        if not str(source.master.name).startswith("a_"):
+            return created
         return created.copy(checksum="0" * 32, os_hash_value="0" * 128)
 
 
 class FailingUpload(Recording):
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
-        self.writes.append(("upload", image.name))
-        raise FacadeError(f"Burgos: Upload of {image.name} Failed. Cause: 413 quota exceeded")
+        name = source.master.name
+        self.writes.append(("upload", name))
+        raise FacadeError(f"Burgos: Upload of {name} Failed. Cause: 413 quota exceeded")
+
+
+class FailingPromotion(Recording):
+    """The metadata call that puts a verified copy in place fails."""
+
+    def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        if changes.get("os_hidden") is False:
+            self.writes.append(("update", image_id, dict(changes)))
+            raise FacadeError(f"Burgos: Update of {image_id} failed. Cause: HTTP 500")
+        super().update_image(region, image_id, changes)
 
 
 def no_bytes(master: Image) -> ImageSource:
@@ -215,7 +231,8 @@ def test_kernels_are_uploaded_before_the_images_that_use_them(fed):
     fed.write("Burgos", [])
     facade = Recording(fed.facade())
     fed.sync(TargetConfig("master", metadata_set=frozenset({"type"})), facade=facade)
-    assert [w[1] for w in facade.writes] == ["ramdisk", "kernel", "small", "ami"]
+    uploads = [w[1] for w in facade.writes if w[0] == "upload"]
+    assert uploads == ["ramdisk", "kernel", "small", "ami"]
     burgos = fed.burgos()
     # metadata_set selects ("type") and filters; the AMI references are rewritten anyway.
     assert burgos["ami"].properties == {
@@ -283,34 +300,55 @@ def test_rename_picks_a_free_old_name(fed):
 # -- failures leave no half-done work behind -------------------------------------------------
 
 
-def test_upload_with_wrong_content_is_deleted_and_the_region_fails(fed, log):
+def test_a_bad_copy_is_deleted_and_the_other_images_are_still_synced(fed, log):
     fed.write(MASTER, [img("a_first", "a", size=1048576), img("b_second", "b", size=2097152)])
     fed.write("Burgos", [])
     facade = CorruptingUpload(fed.facade())
     result = fed.sync(facade=facade)
     assert result.failed
-    assert fed.burgos() == {}
-    assert facade.writes == [("upload", "a_first"), ("delete", "1$a_first")]  # then it stops
+    assert list(fed.burgos()) == ["b_second"]
+    assert [w[:2] for w in facade.writes] == [
+        ("upload", "a_first"), ("delete", "1$a_first"),
+        ("upload", "b_second"), ("update", "1$b_second"),
+    ]  # fmt: skip
+    assert result.failures[0].startswith("a_first: Burgos: uploaded image a_first does not have")
     errors = [line for line in lines(log) if line.startswith("ERROR:")]
-    assert errors[0].startswith("ERROR:Burgos: uploaded image a_first does not have the master")
-    assert errors[-1] == "ERROR:Burgos: Region synchronisation stopped by the error above."
+    assert errors[-1] == "ERROR:Burgos: Region synchronisation failed for: a_first"
 
 
-def test_replace_whose_delete_fails_removes_the_new_copy_and_fails(fed, log):
+def test_a_copy_is_uploaded_hidden_private_and_marked_then_put_in_place(fed):
+    master = img("debian", "d1", visibility="community", protected=True)
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [])
+    facade = Recording(fed.facade())
+    fed.sync(TargetConfig("master", forcesyncs=frozenset({master.id})), facade=facade)
+    assert facade.writes[0] == ("upload", "debian")
+    assert facade.writes[1][2] == {
+        "name": "debian", "visibility": "community", "os_hidden": False,
+        "glancesync_run": None, "protected": True,
+    }  # fmt: skip
+    new = fed.burgos()["debian"]
+    assert (new.visibility, new.hidden, new.protected) == ("community", False, True)
+    assert "glancesync_run" not in new.properties
+
+
+def test_a_protected_copy_to_replace_is_known_at_plan_time_nothing_is_uploaded(fed, log):
     master = img("debian", "d2")
     old = copy_in_burgos(img("debian", "d1"), protected=True)
     fed.write(MASTER, [master])
     fed.write("Burgos", [old])
-    result = fed.sync(TargetConfig("master", replace=frozenset({"any"})))
-    assert result.failed
-    burgos = fed.burgos()
-    assert list(burgos) == ["debian"] and burgos["debian"].id == old.id
-    errors = [line for line in lines(log) if line.startswith("ERROR:")]
-    assert "is protected" in errors[0]
-    assert "(the new copy of debian was removed again)" in errors[0]
+    facade = Recording(fed.facade())
+    result = fed.sync(TargetConfig("master", replace=frozenset({"any"})), facade=facade)
+    assert facade.writes == []
+    assert not result.failed
+    assert result.needs_operator == ["debian (error_protected)"]
+    assert fed.burgos() == {"debian": old}
+    warning = next(line for line in lines(log) if "debian cannot be synchronised" in line)
+    assert f"openstack image set --unprotected {old.id}" in warning
+    assert "rename" in warning
 
 
-def test_rename_whose_upload_fails_restores_the_old_name(fed, log):
+def test_rename_whose_upload_fails_touches_nothing(fed, log):
     master = img("debian", "d2")
     old = copy_in_burgos(img("debian", "d1"), visibility="community", properties={"nid": "1"})
     fed.write(MASTER, [master])
@@ -319,8 +357,20 @@ def test_rename_whose_upload_fails_restores_the_old_name(fed, log):
     result = fed.sync(TargetConfig("master", rename=frozenset({"any"})), facade=facade)
     assert result.failed
     assert fed.burgos() == {"debian": old}
-    assert [w[0] for w in facade.writes] == ["update", "upload", "update"]
+    assert [w[0] for w in facade.writes] == ["upload"]  # the old copy was never renamed
     assert "ERROR:Burgos: Upload of debian Failed. Cause: 413 quota exceeded" in lines(log)
+
+
+def test_rename_whose_swap_fails_gives_the_old_copy_its_name_back(fed, log):
+    master = img("debian", "d2")
+    old = copy_in_burgos(img("debian", "d1"), visibility="community", properties={"nid": "1"})
+    fed.write(MASTER, [master])
+    fed.write("Burgos", [old])
+    facade = FailingPromotion(fed.facade())
+    result = fed.sync(TargetConfig("master", rename=frozenset({"any"})), facade=facade)
+    assert result.failed
+    assert fed.burgos() == {"debian": old}  # the new copy deleted, the old one renamed back
+    assert [w[0] for w in facade.writes] == ["upload", "update", "update", "delete", "update"]
 
 
 class NoDelete(Recording):
@@ -345,10 +395,10 @@ def test_a_failed_undo_is_reported_and_the_first_error_kept(fed, log):
     assert sorted(i.id for i in fed.facade().list_images("Burgos")) == sorted([old.id, "1$debian"])
 
 
-def test_a_failure_stops_the_region_before_the_ami_phase(fed):
+def test_a_failed_kernel_keeps_its_ami_on_the_old_kernel_and_others_go_on(fed):
     kernel = img("kernel", "k2")
     ami = img("ami", "a1", properties={"kernel_id": kernel.id})
-    fed.write(MASTER, [kernel, ami])
+    fed.write(MASTER, [kernel, ami, img("zzz_new", "z1")])
     fed.write(
         "Burgos",
         [
@@ -358,9 +408,11 @@ def test_a_failure_stops_the_region_before_the_ami_phase(fed):
     )
     facade = FailingUpload(fed.facade())
     result = fed.sync(TargetConfig("master", replace=frozenset({"any"})), facade=facade)
-    assert result.failed
+    assert result.failed and result.failures[0].startswith("kernel: ")
+    # the old kernel is still there, so the AMI still points at a valid image
     assert fed.burgos()["ami"].properties == {"kernel_id": "bur-kernel"}
-    assert facade.writes == [("upload", "kernel")]
+    assert fed.burgos()["kernel"].id == "bur-kernel"
+    assert [w[1] for w in facade.writes] == ["kernel", "zzz_new"]  # the next image was tried
 
 
 # -- dry run -----------------------------------------------------------------------------------

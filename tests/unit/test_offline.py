@@ -359,9 +359,13 @@ def test_delete_removes_the_image(offline_dir: Path) -> None:
     assert ids(f, "Burgos") == ["102"]
 
 
-def test_delete_unknown_id_is_a_facade_error(offline_dir: Path) -> None:
-    with pytest.raises(FacadeError, match="Burgos: no image with id nope"):
-        facade(offline_dir).delete_image("Burgos", "nope")
+def test_delete_of_an_image_already_gone_is_no_error_and_changes_nothing(
+    offline_dir: Path,
+) -> None:
+    before = (offline_dir / "backup_Burgos.csv").read_bytes()
+    facade(offline_dir).delete_image("Burgos", "nope")  # as Glance's 404 to a retried delete
+    assert (offline_dir / "backup_Burgos.csv").read_bytes() == before
+    assert facade(offline_dir).get_image("Burgos", "nope") is None
 
 
 def test_delete_of_a_protected_image_is_refused(offline_dir: Path) -> None:

@@ -1,0 +1,44 @@
+"""SIGINT, SIGTERM and SIGHUP stop a run the same way (Ctrl-C, systemd stop, `timeout`,
+a dropped SSH session).
+
+The first signal raises :class:`Interrupted` where the run is: the executor then deletes
+the copy in flight or finishes/undoes the swap in progress, the lock is released, and the
+process exits with 128 + the signal number (130, 143, 129). Further signals while that
+clean-up runs are only logged: a second Ctrl-C must not cut the clean-up short.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from glancesync.exceptions import Interrupted
+
+log = logging.getLogger("glancesync")
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[None]:
+    """Within this block (main thread only), the signals above raise Interrupted once."""
+    stopping = False
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        name = signal.Signals(signum).name
+        if stopping:
+            log.warning(f"{name} received: already stopping, cleaning up first")
+            return
+        stopping = True
+        raise Interrupted(signum, name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
