@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from glancesync import marker
 from glancesync.backup import write_csv_atomic
 from glancesync.config import TargetConfig
 from glancesync.exceptions import FacadeError
@@ -151,7 +152,10 @@ class Federation:
         target = target or TargetConfig("master")
         facade = facade or self.facade()
         master, _ = master_images(facade.list_images(MASTER), TENANT)
-        plan = plan_region("Burgos", master, facade.list_images("Burgos"), target, TENANT)
+        plan = plan_region(
+            "Burgos", master, facade.list_images("Burgos"), target, TENANT,
+            is_leftover=marker.is_leftover,
+        )  # fmt: skip
         return Executor(facade, "Burgos", target, plan, no_bytes, dry_run).run()
 
     def burgos(self) -> dict[str, Image]:
@@ -523,3 +527,199 @@ def test_ami_ids_are_set_after_the_kernel_is_replaced(fed, log):
         "INFO:Burgos: Updating the metadata of image ami",
         "INFO:Burgos: Total uploaded to region: 5 (MB)",
     ]
+
+
+# -- leftovers, foreign and hidden images ------------------------------------------------------
+
+
+def marked(name: str, value: str, **kw) -> Image:
+    return copy_in_burgos(
+        img(name, "tmp"), id=f"tmp-{name}", visibility="private", hidden=True,
+        properties={"glancesync_run": value}, **kw,
+    )  # fmt: skip
+
+
+def test_leftovers_of_dead_runs_are_deleted_before_anything_else(fed, log):
+    dead = marker.RunId(pid=2**22 + 12345)  # no such process
+    far = marker.RunId(host="elsewhere.example.org", started=0)
+    recent_far = marker.RunId(host="elsewhere.example.org")
+    live = marker.start_run()
+    try:
+        fed.write(MASTER, [img("debian", "d1")])
+        fed.write(
+            "Burgos",
+            [
+                marked("a.glancesync-tmp-1", dead.value),
+                marked("b.glancesync-tmp-2", far.value),
+                marked("c.glancesync-tmp-3", recent_far.value),
+                marked("d.glancesync-tmp-4", live.value),
+                marked("e.glancesync-tmp-5", dead.value, owner="someone-else"),
+            ],
+        )
+        before = fed.snapshot()
+        fed.sync(dry_run=True)
+        assert fed.snapshot() == before
+        assert "INFO:Burgos: Leftover image a.glancesync-tmp-1 (tmp-a.glancesync-tmp-1) of an " \
+            "interrupted run pending to delete" in lines(log)
+        facade = Recording(fed.facade())
+        fed.sync(facade=facade)
+        assert facade.writes[:2] == [
+            ("delete", "tmp-a.glancesync-tmp-1"), ("delete", "tmp-b.glancesync-tmp-2")
+        ]
+        assert sorted(fed.burgos()) == [
+            "c.glancesync-tmp-3", "d.glancesync-tmp-4", "debian", "e.glancesync-tmp-5",
+        ]  # fmt: skip
+    finally:
+        marker.end_run(live)
+
+
+def test_another_projects_copy_is_never_written(fed, log):
+    master = img("debian", "d2", properties={"nid": "2"})
+    cirros = img("cirros", "c1", properties={"nid": "9"})
+    fed.write(MASTER, [master, cirros])
+    fed.write(
+        "Burgos",
+        [
+            copy_in_burgos(img("debian", "d1"), owner="other"),
+            copy_in_burgos(cirros, owner="other", properties={"nid": "1"}),
+        ],
+    )
+    target = TargetConfig("master", only_tenant_images=False, replace=frozenset({"any"}))
+    facade = Recording(fed.facade())
+    result = fed.sync(target, facade=facade)
+    assert facade.writes == []
+    assert result.needs_operator == ["debian (error_checksum)"]
+    assert any("belongs to project other" in line for line in lines(log))
+
+
+def test_hidden_master_images_are_not_synchronised_unless_forced(fed):
+    old = img("debian", "d1", id="hidden-old", hidden=True)
+    new = img("debian", "d2", id="visible-new")
+    fed.write(MASTER, [old, new, img("rescue", "r1", id="hidden-rescue", hidden=True)])
+    fed.write("Burgos", [])
+    facade = fed.facade()
+    master, warnings = master_images(facade.list_images(MASTER), TENANT)
+    assert warnings == [] and master["debian"].id == "visible-new"
+    assert "rescue" not in master
+    forced, _ = master_images(facade.list_images(MASTER), TENANT, frozenset({"hidden-rescue"}))
+    assert forced["rescue"].id == "hidden-rescue"
+
+
+# -- retries, lost answers, interruptions ------------------------------------------------------
+
+
+class Flaky(Recording):
+    """Uploads fail ``failures`` times with a transient error first."""
+
+    def __init__(self, inner: OfflineFacade, failures: int, transient: bool = True) -> None:
+        super().__init__(inner)
+        self.failures = failures
+        self.transient = transient
+
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        if self.failures:
+            self.failures -= 1
+            self.writes.append(("upload-failed", source.master.name))
+            raise FacadeError("Burgos: Upload of x failed. Cause: HTTP 503", self.transient)
+        return super().upload_image(region, image, source)
+
+
+def sync_with(fed: Federation, facade: Facade, target: TargetConfig | None = None):
+    target = target or TargetConfig("master")
+    master, _ = master_images(facade.list_images(MASTER), TENANT)
+    plan = plan_region("Burgos", master, facade.list_images("Burgos"), target, TENANT)
+    delays: list[float] = []
+    result = Executor(
+        facade, "Burgos", target, plan, no_bytes, retries=2, sleep=delays.append
+    ).run()
+    return result, delays
+
+
+def test_a_transient_upload_failure_is_retried_from_the_source(fed):
+    fed.write(MASTER, [img("debian", "d1")])
+    fed.write("Burgos", [])
+    result, delays = sync_with(fed, Flaky(fed.facade(), failures=2))
+    assert not result.failed and list(fed.burgos()) == ["debian"]
+    assert len(delays) == 2 and 0 < delays[0] < delays[1] <= 30
+
+
+def test_retries_are_bounded_and_permanent_errors_not_retried(fed):
+    fed.write(MASTER, [img("debian", "d1")])
+    fed.write("Burgos", [])
+    result, delays = sync_with(fed, Flaky(fed.facade(), failures=3))
+    assert result.failed and len(delays) == 2
+    result, delays = sync_with(fed, Flaky(fed.facade(), failures=1, transient=False))
+    assert result.failed and delays == []
+    assert fed.burgos() == {}
+
+
+class DeleteAnswerLost(Recording):
+    """Glance deletes the image, but the answer never arrives."""
+
+    def delete_image(self, region: str, image_id: str) -> None:
+        super().delete_image(region, image_id)
+        raise FacadeError(f"Burgos: Deletion of image {image_id} failed. Cause: timed out")
+
+
+def test_replace_whose_delete_answer_is_lost_keeps_the_verified_new_copy(fed):
+    old = copy_in_burgos(img("debian", "d1"))
+    fed.write(MASTER, [img("debian", "d2")])
+    fed.write("Burgos", [old])
+    facade = DeleteAnswerLost(fed.facade())
+    result = fed.sync(TargetConfig("master", replace=frozenset({"any"})), facade=facade)
+    assert not result.failed
+    assert fed.burgos()["debian"].checksum == img("debian", "d2").checksum
+
+
+def test_replace_whose_delete_fails_takes_the_new_copy_back_out(fed, log):
+    old = copy_in_burgos(img("debian", "d1"))
+    fed.write(MASTER, [img("debian", "d2")])
+    fed.write("Burgos", [old])
+
+    class OldStays(Recording):
+        def delete_image(self, region: str, image_id: str) -> None:
+            if image_id == old.id:
+                raise FacadeError(f"Burgos: Deletion of image {image_id} failed. Cause: 409")
+            super().delete_image(region, image_id)
+
+    target = TargetConfig("master", replace=frozenset({"any"}))
+    result = fed.sync(target, facade=OldStays(fed.facade()))
+    assert result.failed
+    assert fed.burgos() == {"debian": old}
+    assert "(the new copy of debian was removed again)" in result.failures[0]
+
+
+class InterruptAt(Recording):
+    """SIGTERM arrives during the write named ``when``."""
+
+    def __init__(self, inner: OfflineFacade, when: str) -> None:
+        super().__init__(inner)
+        self.when = when
+
+    def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
+        if self.when == "upload":
+            from glancesync.exceptions import Interrupted
+
+            raise Interrupted(15, "SIGTERM")
+        return super().upload_image(region, image, source)
+
+    def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        if self.when == "promote" and changes.get("os_hidden") is False:
+            from glancesync.exceptions import Interrupted
+
+            super().update_image(region, image_id, changes)  # applied, answer not read
+            raise Interrupted(15, "SIGTERM")
+        super().update_image(region, image_id, changes)
+
+
+@pytest.mark.parametrize("when", ["upload", "promote"])
+def test_an_interrupted_rename_leaves_the_region_as_it_was(fed, when):
+    from glancesync.exceptions import Interrupted
+
+    old = copy_in_burgos(img("debian", "d1"), visibility="community")
+    fed.write(MASTER, [img("debian", "d2")])
+    fed.write("Burgos", [old])
+    with pytest.raises(Interrupted):
+        target = TargetConfig("master", rename=frozenset({"any"}))
+        fed.sync(target, facade=InterruptAt(fed.facade(), when))
+    assert fed.burgos() == {"debian": old}
