@@ -78,3 +78,41 @@ class RemoveDuplicate:
 
 
 Operation = DeleteLeftover | UpdateObsolete | UpdateMetadata | CopyImage | FixAmi | RemoveDuplicate
+
+
+def as_dict(op: Operation) -> dict[str, object]:
+    """One operation as plain data (the JSON form of a dry run)."""
+    if isinstance(op, CopyImage):
+        return {
+            "operation": op.kind,
+            "image": op.name,
+            "master_id": op.master.id,
+            "size": op.master.size,
+            "replaces": op.old.id if op.old else None,
+            "old_copy_renamed_to": op.old_name,
+        }
+    if isinstance(op, DeleteLeftover):
+        return {"operation": "delete_leftover", "image": op.image.name, "id": op.image.id}
+    if isinstance(op, RemoveDuplicate):
+        kind = "rename_duplicate" if op.rename_to else "delete_duplicate"
+        return {"operation": kind, "image": op.name, "id": op.image.id, "new_name": op.rename_to}
+    if isinstance(op, UpdateObsolete):
+        return {
+            "operation": "update_obsolete",
+            "image": op.image.name,
+            "id": op.image.id,
+            "changes": sorted(op.changes),
+        }
+    if isinstance(op, FixAmi):
+        return {
+            "operation": "fix_ami",
+            "image": op.name,
+            "id": op.image.id,
+            "changes": sorted({*op.changes, *op.ami_refs}),
+        }
+    return {
+        "operation": "update_metadata",
+        "image": op.name,
+        "id": op.image.id,
+        "changes": sorted(op.changes),
+    }
