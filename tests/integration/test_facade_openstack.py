@@ -19,7 +19,7 @@ from keystoneclient.v3 import client as keystone_client
 
 from glancesync import transfer as transfer_module
 from glancesync.config import Credentials
-from glancesync.exceptions import ConfigError, FacadeError
+from glancesync.exceptions import ConfigError, FacadeError, SourceMismatch
 from glancesync.facade import openstack as openstack_module
 from glancesync.facade.openstack import OpenStackFacade
 from glancesync.image import Image
@@ -185,7 +185,7 @@ def test_upload_streams_the_master_bytes_to_another_cloud(testbed, master, targe
     assert testbed.download("RegionC", new.id, cloud="target") == data
 
 
-def test_upload_from_images_dir_file_and_protected_after_upload(testbed, master, tmp_path):
+def test_upload_from_images_dir_file_never_protects_the_new_copy(testbed, master, tmp_path):
     data = payload(2 * MiB + 1, seed=b"file")
     testbed.create_image("Master", "kernel", data, protected=True)
     source_image = master_image(master, "kernel")
@@ -193,9 +193,11 @@ def test_upload_from_images_dir_file_and_protected_after_upload(testbed, master,
     source = source_for(source_image, str(tmp_path), master, "Master")
     assert source.description.startswith("file ")
 
-    new = master.upload_image("RegionA", source_image, source)
+    new = master.upload_image("RegionA", source_image.copy(hidden=True), source)
 
-    assert new.protected is True
+    # Protected only once verified and in place (by the executor): a copy that fails its
+    # check must stay deletable.
+    assert (new.protected, new.hidden) == (False, True)
     assert new.checksum == source_image.checksum
     assert testbed.download("RegionA", new.id) == data
 
@@ -214,17 +216,29 @@ def test_upload_off_a_terminal_logs_progress_lines(testbed, master, monkeypatch,
     assert lines[-1].startswith("Transferring logged from master region Master: 100% of 3 MB, ")
 
 
-def test_upload_of_bytes_that_are_not_the_masters_deletes_the_new_image(testbed, master):
-    testbed.create_image("Master", "cirros", payload(MiB, seed=b"cirros"))
+def test_upload_of_bytes_that_are_not_the_masters_is_aborted_before_activation(
+    testbed, master
+):
+    testbed.create_image("Master", "cirros", payload(3 * MiB, seed=b"cirros"))
     lying = master_image(master, "cirros").copy(checksum="0" * 32, os_hash_value=None)
+    seen: list[str] = []
 
-    with pytest.raises(FacadeError) as failure:
-        master.upload_image("RegionA", lying, source_for(lying, None, master, "Master"))
+    class Watching(ImageSource):
+        def chunks(self) -> Iterator[bytes]:
+            for chunk in super().chunks():
+                seen.extend(i["status"] for i in testbed.list_images("RegionA"))
+                yield chunk
+
+    source = source_for(lying, None, master, "Master")
+    watched = Watching(lying, source.description, source._opener)
+    with pytest.raises(SourceMismatch) as failure:
+        master.upload_image("RegionA", lying, watched)
 
     message = str(failure.value)
-    assert message.startswith("RegionA: Upload of cirros failed. Cause: image cirros read from "
-                              "master region Master is not the master's content: md5 ")
+    assert message.startswith("RegionA: image cirros read from master region Master is not "
+                              "the master's content: md5 ")
     assert "\n" not in message
+    assert "active" not in seen and seen  # Glance never got the end of the body
     assert testbed.list_images("RegionA") == []
 
 
@@ -311,6 +325,28 @@ def test_delete_removes_the_image(testbed, master):
     created = testbed.create_image("RegionA", "doomed", b"abc")
     master.delete_image("RegionA", created["id"])
     assert testbed.list_images("RegionA") == []
+
+
+def test_delete_of_an_image_already_gone_is_no_error(testbed, master):
+    created = testbed.create_image("RegionA", "doomed", b"abc")
+    master.delete_image("RegionA", created["id"])
+    master.delete_image("RegionA", created["id"])  # a retried delete meets 404: done
+    assert master.get_image("RegionA", created["id"]) is None
+
+
+def test_update_hides_unhides_and_protects(testbed, master):
+    created = testbed.create_image("RegionB", "swap", b"abc", visibility="private")
+    master.update_image("RegionB", created["id"], {"os_hidden": True, "glancesync_run": "x"})
+    image = master.get_image("RegionB", created["id"])
+    assert image is not None and image.hidden and image.properties == {"glancesync_run": "x"}
+    master.update_image(
+        "RegionB", created["id"],
+        {"os_hidden": False, "protected": True, "glancesync_run": None, "name": "final"},
+    )
+    image = master.get_image("RegionB", created["id"])
+    assert image is not None
+    assert (image.name, image.hidden, image.protected, image.properties) == (
+        "final", False, True, {})
 
 
 def test_delete_of_a_protected_image_says_it_is_protected(testbed, master):
