@@ -240,8 +240,7 @@ class Runner:
             log.error(str(exc))
             return exc.exit_code
         except Interrupted as exc:
-            log.error(f"{ref.fullname}: {exc}: the region was left as it was before the "
-                      "operation in progress")
+            log.error(f"{ref.fullname}: {exc}; the operation in progress was cleaned up")
             return exc.exit_code
         except BaseException as exc:  # the parent reports the failure
             log.error(f"{ref.fullname}: stopped: {exc!r}")
