@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from glancesync import ami
 from glancesync.config import TargetConfig
-from glancesync.exceptions import FacadeError, SourceMismatch
+from glancesync.exceptions import FacadeError, Interrupted, SourceMismatch
 from glancesync.facade.base import Facade, MetadataChanges
 from glancesync.image import Image
 from glancesync.marker import MARKER, RunId
@@ -107,9 +107,8 @@ class Executor:
         try:
             for op in self.plan.operations:
                 self._apply(op)
-        except BaseException:
-            self.result.interrupted = True
-            self.result.failed = True
+        except (Interrupted, KeyboardInterrupt):
+            self.result.interrupted = self.result.failed = True
             raise
         self.result.failed = bool(self.result.failures)
         self._summary()
