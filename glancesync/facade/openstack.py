@@ -153,8 +153,11 @@ class OpenStackFacade(Facade):
             self._delete_after_failure(client, fullname, image_id, source.master.name)
             if not isinstance(exc, Exception):
                 raise  # an interruption: stop the run, do not go on
-            if isinstance(exc, _SourceFailure) and isinstance(exc.error, SourceMismatch):
-                raise SourceMismatch(f"{fullname}: {exc.error}") from exc.error
+            error = exc.error if isinstance(exc, _SourceFailure) else exc
+            if isinstance(error, SourceMismatch):  # the upload was aborted on purpose
+                raise SourceMismatch(f"{fullname}: {error}") from error
+            if isinstance(exc, _SourceFailure):
+                raise FacadeError(f"{failed}. Cause: {exc}") from exc
             raise self._error(failed, exc, during="upload") from exc
         return _to_image(raw, fullname)
 
