@@ -290,27 +290,35 @@ def test_parallel_over_three_regions(testbed, gs, tmp_path):
         assert testbed.download(region, copy["id"], cloud) == content
 
 
-def test_images_dir_is_read_when_the_file_is_there(testbed, gs, tmp_path):
+def test_images_dir_is_read_when_the_file_is_there_and_never_blocks(testbed, gs, tmp_path):
     content = data("disk", 40 * KB)
     master = testbed.create_image("Master", "disk", content, visibility="public")
     images_dir = tmp_path / "images"
     images_dir.mkdir()
-    # A file that is not the master's content proves the file is what gets read.
-    (images_dir / master["id"]).write_bytes(data("corrupt", 40 * KB))
-    bad = gs("RegionA", main={"images_dir": str(images_dir)})
-    assert bad.returncode == 1
-    assert f"file {images_dir / master['id']}" in bad.stdout
-    assert by_name(testbed, "RegionA") == {}  # nothing half-created is left behind
+    path = images_dir / master["id"]
 
-    (images_dir / master["id"]).write_bytes(content)
-    good = gs("RegionA", main={"images_dir": str(images_dir)})
-    assert good.returncode == 0, good.stdout + good.stderr
-    copy = by_name(testbed, "RegionA")["disk"]
-    assert testbed.download("RegionA", copy["id"]) == content
+    # A stale file of the same size: read, found wrong at the end (the upload is aborted
+    # before Glance activates it), then the bytes come from the master API instead.
+    path.write_bytes(data("corrupt", 40 * KB))
+    stale = gs("RegionA", main={"images_dir": str(images_dir)})
+    assert stale.returncode == 0, stale.stdout + stale.stderr
+    assert f"read from file {path} is not the master's content" in stale.stdout
+    assert "reading it from master region Master instead" in stale.stdout
+    assert testbed.download("RegionA", by_name(testbed, "RegionA")["disk"]["id"]) == content
 
-    streamed = gs("RegionB", main={"images_dir": str(tmp_path / "empty")})
-    assert streamed.returncode == 0, streamed.stdout + streamed.stderr
+    # A truncated file is not used at all.
+    path.write_bytes(content[:1000])
+    short = gs("RegionB", main={"images_dir": str(images_dir)})
+    assert short.returncode == 0, short.stdout + short.stderr
+    assert f"File {path} has 1000 bytes, master image disk has {len(content)}" in short.stdout
     assert testbed.download("RegionB", by_name(testbed, "RegionB")["disk"]["id"]) == content
+
+    # The right file is what gets read.
+    path.write_bytes(content)
+    good = gs("other:RegionC", main={"images_dir": str(images_dir)})
+    assert good.returncode == 0, good.stdout + good.stderr
+    copy = by_name(testbed, "RegionC", "target")["disk"]
+    assert testbed.download("RegionC", copy["id"], cloud="target") == content
 
 
 def test_master_region_is_never_modified(testbed, gs):

@@ -202,6 +202,21 @@ def test_upload_from_images_dir_file_never_protects_the_new_copy(testbed, master
     assert testbed.download("RegionA", new.id) == data
 
 
+def test_a_master_image_without_hashes_is_checked_against_the_bytes_sent(testbed, master):
+    data = payload(2 * MiB + 5, seed=b"nohash")
+    testbed.create_image("Master", "snap", data)
+    # As Glance lists an image made from a location or an RBD snapshot: no hashes.
+    hashless = master_image(master, "snap").copy(checksum=None, os_hash_algo=None,
+                                                 os_hash_value=None)
+    source = source_for(hashless, None, master, "Master")
+
+    new = master.upload_image("RegionB", hashless, source)
+
+    assert source.check_copy(new) is None
+    assert source.check_copy(new.copy(os_hash_value="0" * 128)) is not None
+    assert testbed.download("RegionB", new.id) == data
+
+
 def test_upload_off_a_terminal_logs_progress_lines(testbed, master, monkeypatch, caplog):
     data = payload(3 * MiB, seed=b"progress")
     testbed.create_image("Master", "logged", data)
