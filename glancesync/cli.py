@@ -15,7 +15,14 @@ from contextlib import contextmanager
 
 from glancesync import __version__
 from glancesync.config import Settings, load_settings, validate_credentials
-from glancesync.exceptions import ConfigError, GlanceSyncError, Interrupted, LockError
+from glancesync.exceptions import (
+    EXIT_OK,
+    EXIT_REGION_FAILED,
+    ConfigError,
+    GlanceSyncError,
+    Interrupted,
+    LockError,
+)
 from glancesync.facade.base import Facade
 from glancesync.interrupt import stop_on_signals
 from glancesync.plan import RegionPlan
@@ -118,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(settings, facade_factory(settings, args.offline))
     if args.show_regions:
         print(runner.show_regions())
-        return 0
+        return EXIT_REGION_FAILED if runner.failed_targets else EXIT_OK
     try:
         refs = runner.region_list(args.regions)
     except ConfigError as exc:

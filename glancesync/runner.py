@@ -64,6 +64,9 @@ class Runner:
         self._facades: dict[str, Facade] = {}
         self._master: dict[str, Image] | None = None
         self._run: marker.RunId | None = None
+        # Targets whose Keystone refused us or whose catalog could not be read: their
+        # regions are skipped (and count as failed), the other targets go on.
+        self.failed_targets: dict[str, str] = {}
 
     @property
     def master_ref(self) -> RegionRef:
@@ -89,12 +92,28 @@ class Runner:
     # -- region list (SPEC §3.3) ----------------------------------------------------
     def target_regions(self, target: str) -> list[RegionRef]:
         config = self.settings.targets[target]
-        refs = [RegionRef(target, region) for region in self.facade(target).regions()]
+        available = self._available_regions(target)
+        refs = [RegionRef(target, region) for region in available or ()]
         return [
             ref
             for ref in refs
             if ref.region not in config.ignore_regions and ref != self.master_ref
         ]
+
+    def _available_regions(self, target: str) -> list[str] | None:
+        """The target's regions; None when the target cannot be reached (it is recorded in
+        ``failed_targets`` and logged once). The master's own target is needed by every
+        region, so its failure stops the run."""
+        if target in self.failed_targets:
+            return None
+        try:
+            return self.facade(target).regions()
+        except FacadeError as exc:
+            if target == "master":
+                raise
+            self.failed_targets[target] = str(exc)
+            log.error(f"{exc} (the regions of target {target} are skipped; the others go on)")
+            return None
 
     def region_list(self, args: list[str]) -> list[RegionRef]:
         refs: list[RegionRef] = []
@@ -107,7 +126,9 @@ class Runner:
                 refs += self.target_regions(target)
                 computed = True
                 continue
-            available = self.facade(target).regions()
+            available = self._available_regions(target)
+            if available is None:
+                continue
             if region not in available:
                 raise ConfigError(
                     f"unknown region '{region}' in target {target} "
@@ -119,6 +140,13 @@ class Runner:
         if computed:
             refs = preferable_order(refs, self.settings.preferable_order)
         return list(dict.fromkeys(refs))  # a region named twice is synced once
+
+    def target_results(self) -> list[RegionResult]:
+        """One failed result per unreachable target (its regions could not even be named)."""
+        return [
+            RegionResult(f"{target}:", failed=True, error=error)
+            for target, error in self.failed_targets.items()
+        ]
 
     def show_regions(self) -> str:
         return " ".join(
@@ -192,7 +220,7 @@ class Runner:
         for ref in refs:
             print(f"======{ref.fullname}", flush=True)
             results.append(self.sync_region(ref, dry_run))
-        return exit_code(results)
+        return exit_code(results + self.target_results())
 
     def sync_parallel(self, refs: list[RegionRef], dry_run: bool, base: str = ".") -> int:
         self.master()  # listed once, inherited by the children
@@ -222,6 +250,7 @@ class Runner:
                 self._wait_child(running)
             raise
         print("All is done.", flush=True)
+        codes += [EXIT_REGION_FAILED for _ in self.failed_targets]
         return max(codes, key=_severity, default=EXIT_OK)
 
     def _child(self, ref: RegionRef, dry_run: bool, logdir: str) -> int:
@@ -275,16 +304,22 @@ class Runner:
         for plan in plans:
             for warning in plan.warnings:
                 log.warning(warning)
-        if failed:
+        if failed or self.failed_targets:
             return plans, EXIT_REGION_FAILED
         return plans, EXIT_NEEDS_OPERATOR if any(p.needs_operator for p in plans) else EXIT_OK
 
     def make_backups(self, refs: list[RegionRef], base: str = ".") -> int:
         directory = backup.make_backup_dir(base)
         refs = [self.master_ref] + [r for r in refs if r != self.master_ref]
-        failed = False
+        failed = bool(self.failed_targets)
+        tenants = {}
+        for target in dict.fromkeys(ref.target for ref in refs):
+            try:
+                tenants[target] = self.facade(target).tenant_id()
+            except FacadeError as exc:
+                log.error(f"tenant id of target {target} not recorded: {exc}")
+                failed = True
         try:
-            tenants = {ref.target: self.facade(ref.target).tenant_id() for ref in refs}
             backup.write_tenants(directory, tenants)
         except FacadeError as exc:
             log.error(f"tenant ids not recorded: {exc}")
