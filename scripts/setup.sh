@@ -5,9 +5,10 @@
 # Idempotent: re-running only installs what changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=.
+# extras: the REST API (glancesync-api) and its PostgreSQL driver
+target=".[api,postgresql]"
 if [ "${1:-}" = --test ]; then
-  target=".[test]"
+  target=".[test,api,postgresql]"
   # Asks for root/sudo only when a package is actually missing; without them the unit
   # tests still run, the integration tests then say what is missing.
   bash scripts/install-system-deps.sh || echo "setup.sh: continuing without them" >&2
