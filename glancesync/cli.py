@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
-import fcntl
 import json
 import logging
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from glancesync import __version__
+from glancesync import __version__, lock
 from glancesync.config import Settings, load_settings, validate_credentials
 from glancesync.exceptions import (
     EXIT_OK,
@@ -21,7 +18,6 @@ from glancesync.exceptions import (
     ConfigError,
     GlanceSyncError,
     Interrupted,
-    LockError,
 )
 from glancesync.facade.base import Facade
 from glancesync.interrupt import stop_on_signals
@@ -122,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config_file, args.config)
+    writes = not (args.dry_run or args.show_status or args.show_regions or args.make_backups)
+    # A sync holds the lock from before its first request: two runs of one configuration
+    # never overlap, even while one is still authenticating (a dry run writes nothing).
+    with lock_for(args, settings) if writes else contextlib.nullcontext():
+        return _run(args, settings)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     runner = Runner(settings, facade_factory(settings, args.offline))
     if args.show_regions:
         print(runner.show_regions())
@@ -143,10 +147,7 @@ def run(args: argparse.Namespace) -> int:
         return runner.make_backups(refs)
     sync = runner.sync_parallel if args.parallel else runner.sync
     try:
-        if args.dry_run:  # writes nothing, so it needs no lock
-            return sync(refs, True)
-        with run_lock(lock_path(args)):
-            return sync(refs, False)
+        return sync(refs, args.dry_run)
     finally:
         runner.close()
 
@@ -202,35 +203,13 @@ def print_status(plans: list[RegionPlan], fmt: str) -> None:
             writer.writerow([p.status, plan.region, p.name])
 
 
-def lock_path(args: argparse.Namespace) -> str:
+def lock_for(args: argparse.Namespace, settings: Settings) -> contextlib.AbstractContextManager:
     if args.lock_file:
-        return args.lock_file
-    if args.offline:
-        return os.path.join(args.offline, ".glancesync.lock")
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return os.path.join(base, f"glancesync-{os.getuid()}.lock")
-
-
-@contextmanager
-def run_lock(path: str) -> Iterator[None]:
-    try:
-        handle = open(path, "a+")
-    except OSError as exc:
-        raise LockError(f"cannot open lock file {path}: {exc.strerror} (set --lock-file)") from exc
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            raise LockError(
-                f"another glancesync run (pid {holder}) holds {path}; wait for it to finish"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
+        return lock.hold(args.lock_file)
+    path = lock.default_lock_path(settings, args.offline)
+    if args.offline:  # the directory's own lock
+        return lock.hold(path)
+    return lock.hold(path, lambda: lock.peer_paths(path))
 
 
 def _setup_logging(stream) -> None:
