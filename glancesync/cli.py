@@ -10,11 +10,13 @@ import logging
 import os
 import sys
 
-from glancesync import __version__, lock
+from glancesync import __version__, lock, logsetup
 from glancesync.config import Settings, load_settings, validate_credentials
 from glancesync.exceptions import (
+    EXIT_BROKEN_PIPE,
     EXIT_OK,
     EXIT_REGION_FAILED,
+    EXIT_USAGE,
     ConfigError,
     GlanceSyncError,
     Interrupted,
@@ -22,7 +24,7 @@ from glancesync.exceptions import (
 from glancesync.facade.base import Facade
 from glancesync.interrupt import stop_on_signals
 from glancesync.plan import RegionPlan
-from glancesync.runner import Runner
+from glancesync.runner import RegionRef, Runner
 
 log = logging.getLogger("glancesync")
 
@@ -90,6 +92,40 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("GLANCESYNC_LOCK_FILE"),
         help="lock held during a sync so that two runs never overlap",
     )
+    logs = parser.add_argument_group("logging (log lines and errors go to stderr)")
+    logs.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="more detail: -v adds glancesync's debug lines, -vv is --debug",
+    )
+    logs.add_argument(
+        "-q", "--quiet", action="store_true", help="only warnings and errors"
+    )
+    logs.add_argument(
+        "--debug",
+        action="store_true",
+        help="also log the HTTP requests to Keystone and Glance (tokens and passwords "
+        "masked)",
+    )
+    logs.add_argument(
+        "--log-file", metavar="FILE", help="also append the log lines to FILE"
+    )
+    logs.add_argument(
+        "--log-dir",
+        metavar="DIR",
+        default=".",
+        help="with --parallel: where the directory of per-region log files is created "
+        "(default: the current directory)",
+    )
+    parser.add_argument(
+        "--backup-dir",
+        metavar="DIR",
+        default=".",
+        help="with --make-backups: where the backup directory is created (default: the "
+        "current directory)",
+    )
     parser.add_argument("--version", action="version", version=f"glancesync {__version__}")
     return parser
 
@@ -100,11 +136,23 @@ def main(argv: list[str] | None = None) -> int:
     args.after_config = [token for token in args.config if "=" not in token]
     args.regions += args.after_config
     args.config = [token for token in args.config if "=" in token]
-    data_on_stdout = args.show_status or args.show_regions
-    _setup_logging(sys.stderr if data_on_stdout else sys.stdout)
+    verbosity = logsetup.QUIET if args.quiet else min(args.verbose, logsetup.DEBUG)
+    if args.debug:
+        verbosity = logsetup.DEBUG
+    try:
+        with logsetup.configured(verbosity, args.log_file):
+            return _main(args)
+    except OSError as exc:  # the --log-file cannot be opened
+        print(f"ERROR:cannot open the log file {args.log_file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         with stop_on_signals():
-            return run(args)
+            code = run(args)
+        sys.stdout.flush()  # here, where a closed pipe is handled, not at exit
+        return code
     except GlanceSyncError as exc:
         log.error(str(exc))
         return exc.exit_code
@@ -114,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # outside the handled block (e.g. while importing)
         log.error("interrupted")
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head -1`): what it wanted, it has.
+        logsetup.quiet_broken_stdout()
+        return EXIT_BROKEN_PIPE
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     runner = Runner(settings, facade_factory(settings, args.offline))
     if args.show_regions:
-        print(runner.show_regions())
+        print(runner.show_regions(), flush=True)
         return EXIT_REGION_FAILED if runner.failed_targets else EXIT_OK
     try:
         refs = runner.region_list(args.regions)
@@ -144,8 +196,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         print_status(plans, args.format)
         return code
     if args.make_backups:
-        return runner.make_backups(refs)
-    sync = runner.sync_parallel if args.parallel else runner.sync
+        return runner.make_backups(refs, args.backup_dir)
+    if args.parallel:
+
+        def sync(refs: list[RegionRef], dry_run: bool) -> int:
+            return runner.sync_parallel(refs, dry_run, args.log_dir)
+
+    else:
+        sync = runner.sync
     try:
         return sync(refs, args.dry_run)
     finally:
@@ -210,16 +268,6 @@ def lock_for(args: argparse.Namespace, settings: Settings) -> contextlib.Abstrac
     if args.offline:  # the directory's own lock
         return lock.hold(path)
     return lock.hold(path, lambda: lock.peer_paths(path))
-
-
-def _setup_logging(stream) -> None:
-    logger = logging.getLogger("glancesync")
-    logger.handlers.clear()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
 
 
 if __name__ == "__main__":

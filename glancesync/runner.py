@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from glancesync import backup, marker
+from glancesync import backup, logsetup, marker
 from glancesync.config import Settings
 from glancesync.exceptions import (
     EXIT_NEEDS_OPERATOR,
@@ -215,17 +215,18 @@ class Runner:
 
     def sync(self, refs: list[RegionRef], dry_run: bool) -> int:
         self.master()  # a master that cannot be listed stops the run here
-        print(f"======Master is {self.settings.master_region}", flush=True)
+        log.info(f"======Master is {self.settings.master_region}")
         results = []
         for ref in refs:
-            print(f"======{ref.fullname}", flush=True)
+            log.info(f"======{ref.fullname}")
             results.append(self.sync_region(ref, dry_run))
         return exit_code(results + self.target_results())
 
     def sync_parallel(self, refs: list[RegionRef], dry_run: bool, base: str = ".") -> int:
         self.master()  # listed once, inherited by the children
         logdir = _unique_dir(os.path.join(base, datetime.now().strftime("sync_%Y%m%d_%H%M%S")))
-        print(f"======Master is {self.settings.master_region}", flush=True)
+        log.info(f"======Master is {self.settings.master_region}")
+        log.info(f"Log files of the regions: {os.path.abspath(logdir)}")
         running: dict[int, RegionRef] = {}
         codes: list[int] = []
         try:
@@ -249,7 +250,7 @@ class Runner:
             while running:
                 self._wait_child(running)
             raise
-        print("All is done.", flush=True)
+        log.info("All is done.")
         codes += [EXIT_REGION_FAILED for _ in self.failed_targets]
         return max(codes, key=_severity, default=EXIT_OK)
 
@@ -257,13 +258,7 @@ class Runner:
         try:
             # Connections of the parent must not be shared: new facades in the child.
             self._facades.clear()
-            root = logging.getLogger("glancesync")
-            for handler in list(root.handlers):
-                root.removeHandler(handler)
-            path = os.path.join(logdir, f"{ref.fullname}.txt")
-            handler = logging.FileHandler(path, encoding="utf-8")
-            handler.setFormatter(logging.Formatter("%(levelname)s:%(message)s"))
-            root.addHandler(handler)
+            logsetup.redirect_to_file(os.path.join(logdir, f"{ref.fullname}.txt"))
             return exit_code([self.sync_region(ref, dry_run)])
         except GlanceSyncError as exc:
             log.error(str(exc))
@@ -289,7 +284,7 @@ class Runner:
         suffix = {EXIT_OK: "", EXIT_NEEDS_OPERATOR: " (some images need the operator)"}.get(
             code, " with errors"
         )
-        print(f"Region {ref.fullname} has finished{suffix}", flush=True)
+        log.info(f"Region {ref.fullname} has finished{suffix}")
         return code
 
     def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
@@ -338,7 +333,9 @@ class Runner:
                 failed = True
                 continue
             log.info(f"Backup of region {ref.fullname}")
-        print(directory, flush=True)
+        directory = os.path.abspath(directory)
+        log.info(f"Backup directory: {directory}")
+        print(directory, flush=True)  # data: a script can `cd "$(glancesync --make-backups)"`
         return EXIT_REGION_FAILED if failed else EXIT_OK
 
 
@@ -368,3 +365,7 @@ def _unique_dir(path: str) -> str:
         except FileExistsError:
             n += 1
             candidate = f"{path}_{n}"
+        except OSError as exc:
+            raise GlanceSyncError(
+                f"cannot create the log directory {candidate}: {exc.strerror} (set --log-dir)"
+            ) from exc

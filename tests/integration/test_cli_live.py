@@ -116,7 +116,7 @@ def test_upload_to_all_regions_with_identical_bytes(testbed, gs):
 
     sync = gs("master:", "other:")
     assert sync.returncode == 0, sync.stdout + sync.stderr
-    assert "RegionA: Uploading image ubuntu" in sync.stdout
+    assert "RegionA: Uploading image ubuntu" in (sync.stdout + sync.stderr)
     for region, cloud in (("RegionA", "master"), ("RegionB", "master"), ("RegionC", "target")):
         copy = by_name(testbed, region, cloud)["ubuntu"]
         assert set(by_name(testbed, region, cloud)) == {"ubuntu"}  # private one not synced
@@ -134,8 +134,8 @@ def test_upload_to_all_regions_with_identical_bytes(testbed, gs):
     ]
     again = gs("master:", "other:")
     assert again.returncode == 0
-    assert "Uploading" not in again.stdout
-    assert again.stdout.count("Region is synchronized.") == 3
+    assert "Uploading" not in (again.stdout + again.stderr)
+    assert (again.stdout + again.stderr).count("Region is synchronized.") == 3
 
 
 def test_dry_run_changes_no_glance(testbed, gs):
@@ -146,9 +146,9 @@ def test_dry_run_changes_no_glance(testbed, gs):
     before = listing(testbed)
     dry = gs("--dry-run", "master:", "other:", master={"rename": "any"})
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "RegionA: Renaming and replacing image a" in dry.stdout
-    assert "RegionA: Obsolete image pending to update b_obsolete" in dry.stdout
-    assert "RegionB: Pending: a" in dry.stdout
+    assert "RegionA: Renaming and replacing image a" in (dry.stdout + dry.stderr)
+    assert "RegionA: Obsolete image pending to update b_obsolete" in (dry.stdout + dry.stderr)
+    assert "RegionB: Pending: a" in (dry.stdout + dry.stderr)
     parallel = gs("--dry-run", "--parallel", "master:", "other:", master={"rename": "any"})
     assert parallel.returncode == 0, parallel.stdout + parallel.stderr
     assert listing(testbed) == before
@@ -168,7 +168,7 @@ def test_metadata_update_limited_to_metadata_set_and_visibility(testbed, gs):
     assert status.stdout == "pending_metadata,RegionA,img\n"
     sync = gs("RegionA", master=conf)
     assert sync.returncode == 0, sync.stdout + sync.stderr
-    assert "RegionA: Updating the metadata of image img" in sync.stdout
+    assert "RegionA: Updating the metadata of image img" in (sync.stdout + sync.stderr)
     image = by_name(testbed, "RegionA")["img"]
     assert image["id"] == copy["id"]  # updated in place, not re-uploaded
     assert image["nid"] == "2"
@@ -195,7 +195,7 @@ def test_replace_and_rename_on_checksum_conflicts(testbed, gs):
     ]
     sync = gs("RegionA", master=conf)
     assert sync.returncode == 3, sync.stdout + sync.stderr  # "keep" needs the operator
-    assert "Image keep has a different checksum" in sync.stdout
+    assert "Image keep has a different checksum" in (sync.stdout + sync.stderr)
     images = by_name(testbed, "RegionA")
     assert set(images) == {"rep", "ren", "ren.old", "keep"}
     assert testbed.download("RegionA", images["rep"]["id"]) == data("rep-new", 8 * KB)
@@ -215,7 +215,7 @@ def test_obsolete_rename_follows_master(testbed, gs):
     copy = testbed.create_image("RegionB", "centos", content, visibility="public", sdc_aware="true")
     sync = gs("RegionB", master={"obsolete_syncprops": "sdc_aware"})
     assert sync.returncode == 0, sync.stdout + sync.stderr
-    assert "RegionB: updating obsolete image centos_obsolete" in sync.stdout
+    assert "RegionB: updating obsolete image centos_obsolete" in (sync.stdout + sync.stderr)
     image = by_name(testbed, "RegionB")["centos_obsolete"]
     assert image["id"] == copy["id"]
     assert image["visibility"] == "private"
@@ -282,7 +282,7 @@ def test_parallel_over_three_regions(testbed, gs, tmp_path):
     proc = gs("--parallel", "RegionA", "RegionB", "other:RegionC", main={"max_children": "3"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for region in ("RegionA", "RegionB", "other:RegionC"):
-        assert f"Region {region} has finished" in proc.stdout
+        assert f"Region {region} has finished" in (proc.stdout + proc.stderr)
     [logdir] = list(tmp_path.glob("sync_*"))
     assert "Image uploaded." in (logdir / "other:RegionC.txt").read_text()
     for region, cloud in (("RegionA", "master"), ("RegionB", "master"), ("RegionC", "target")):
@@ -302,15 +302,16 @@ def test_images_dir_is_read_when_the_file_is_there_and_never_blocks(testbed, gs,
     path.write_bytes(data("corrupt", 40 * KB))
     stale = gs("RegionA", main={"images_dir": str(images_dir)})
     assert stale.returncode == 0, stale.stdout + stale.stderr
-    assert f"read from file {path} is not the master's content" in stale.stdout
-    assert "reading it from master region Master instead" in stale.stdout
+    assert f"read from file {path} is not the master's content" in (stale.stdout + stale.stderr)
+    assert "reading it from master region Master instead" in (stale.stdout + stale.stderr)
     assert testbed.download("RegionA", by_name(testbed, "RegionA")["disk"]["id"]) == content
 
     # A truncated file is not used at all.
     path.write_bytes(content[:1000])
     short = gs("RegionB", main={"images_dir": str(images_dir)})
     assert short.returncode == 0, short.stdout + short.stderr
-    assert f"File {path} has 1000 bytes, master image disk has {len(content)}" in short.stdout
+    expected = f"File {path} has 1000 bytes, master image disk has {len(content)}"
+    assert expected in short.stdout + short.stderr
     assert testbed.download("RegionB", by_name(testbed, "RegionB")["disk"]["id"]) == content
 
     # The right file is what gets read.
@@ -348,7 +349,7 @@ def test_environment_only_like_an_openrc_user(testbed, tmp_path):
     )
     sync = run()
     assert sync.returncode == 0, sync.stdout + sync.stderr
-    assert "======Master is Master" in sync.stdout
+    assert "======Master is Master" in (sync.stdout + sync.stderr)
     for region in ("RegionA", "RegionB"):
         copy = by_name(testbed, region)["env_image"]
         assert testbed.download(region, copy["id"]) == content

@@ -9,8 +9,9 @@ Each directory here is one scenario:
     expected_exit          expected exit code of the sync and of the status (default 0)
     after/backup_*.csv     the regions after the sync
     status_after.csv       expected `--show-status` output after
-    output.txt             lines that must appear in the sync's output, in this order
-                           (each one a substring of a line; optional)
+    output.txt             log lines that must appear in the sync's stderr (timestamps
+                           stripped), in this order (each one a substring of a line;
+                           optional)
 
 For each one: status before, dry run (every byte unchanged, sequential and --parallel),
 sync, files after, status after, and a second sync that changes nothing.
@@ -19,6 +20,7 @@ sync, files after, status after, and a second sync that changes nothing.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,6 +45,16 @@ def run(workdir: Path, scenario: Path, *args: str) -> subprocess.CompletedProces
         *args,
     ]  # fmt: skip
     return subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=60)
+
+
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ", re.MULTILINE)
+
+
+def log_lines(text: str) -> str:
+    """stderr's log lines without their timestamps (every line has one)."""
+    for line in text.splitlines():
+        assert TIMESTAMP.match(line), f"log line without a timestamp: {line!r}"
+    return TIMESTAMP.sub("", text)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:
@@ -80,12 +92,13 @@ def test_scenario(name: str, tmp_path: Path) -> None:
         assert dry.returncode == expected_exit, dry.stdout + dry.stderr
         assert snapshot(regions) == before, f"{mode} changed a region file"
         for done in ("Image uploaded.", "Updating the metadata", "updating obsolete image"):
-            assert done not in dry.stdout, f"{mode} says it did something: {done}"
+            assert done not in dry.stderr, f"{mode} says it did something: {done}"
 
     sync = run(tmp_path, scenario, *region_args)
     assert sync.returncode == expected_exit, sync.stdout + sync.stderr
     assert "Traceback" not in sync.stdout + sync.stderr
-    assert_lines_in_order(read_text(scenario / "output.txt").splitlines(), sync.stdout)
+    assert sync.stdout == ""  # log lines go to stderr
+    assert_lines_in_order(read_text(scenario / "output.txt").splitlines(), log_lines(sync.stderr))
     assert snapshot(regions) == snapshot(scenario / "after")
 
     status = run(tmp_path, scenario, "--show-status", *region_args)
@@ -99,4 +112,4 @@ def test_scenario(name: str, tmp_path: Path) -> None:
     assert snapshot(regions) == snapshot(scenario / "after"), "second sync changed something"
     for ref in region_args or []:
         if not ref.endswith(":"):
-            assert f"{ref}: Region is" in again.stdout
+            assert f"{ref}: Region is" in again.stderr

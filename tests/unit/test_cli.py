@@ -99,10 +99,21 @@ def gs(fed: Path, *args: str, config: str = "glancesync.conf") -> list[str]:
     return ["--config-file", str(fed / config), "--offline", str(fed / "regions"), *args]
 
 
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} ", re.MULTILINE)
+
+
+def logs(text: str) -> str:
+    """Log lines without their timestamps (every line must have one)."""
+    for line in text.splitlines():
+        assert TIMESTAMP.match(line), f"log line without a timestamp: {line!r}"
+    return TIMESTAMP.sub("", text)
+
+
 def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout (data) and stderr (log lines, timestamps stripped)."""
     code = main(list(argv))
     out, err = capsys.readouterr()
-    return code, out, err
+    return code, out, logs(err)
 
 
 def run_cli(fed: Path, *args: str, script: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -161,16 +172,17 @@ def test_version(capsys):
 
 
 def test_sync_of_a_region_exits_0(fed, capsys):
-    code, out, _ = run_main(capsys, *gs(fed, "Burgos"))
-    assert code == 0
-    assert "INFO:Burgos: Uploading image cirros (12.6533203125 MB)" in out
+    code, out, err = run_main(capsys, *gs(fed, "Burgos"))
+    assert (code, out) == (0, "")  # log lines go to stderr
+    assert "INFO:Burgos: Uploading image cirros (12.6533203125 MB)" in err
     assert names(fed, "Burgos") == ["base_debian_12", "cirros"]
-    code, out, _ = run_main(capsys, *gs(fed, "Burgos"))
-    assert (code, out.splitlines()[-1]) == (0, "INFO:Burgos: Region is synchronized.")
+    code, _, err = run_main(capsys, *gs(fed, "Burgos"))
+    assert code == 0
+    assert "INFO:Burgos: Region is synchronized." in err.splitlines()
 
 
 def test_an_image_needing_the_operator_exits_3_after_syncing_the_rest(fed, capsys):
-    code, out, _ = run_main(capsys, *gs(fed))  # no region: Caceres, Burgos (preferable)
+    code, _, out = run_main(capsys, *gs(fed))  # no region: Caceres, Burgos (preferable)
     assert code == 3
     assert out.index("======Caceres") < out.index("======Burgos")
     assert "WARNING:Image base_debian_12 has a different checksum" in out
@@ -183,7 +195,7 @@ def test_an_image_needing_the_operator_exits_3_after_syncing_the_rest(fed, capsy
 
 def test_a_failing_region_is_reported_and_the_others_are_still_synced(fed, capsys):
     (fed / "regions" / "backup_Caceres.csv").write_text('Caceres,"unterminated\r\n')
-    code, out, _ = run_main(capsys, *gs(fed, "Caceres", "Burgos", "other:Madrid"))
+    code, _, out = run_main(capsys, *gs(fed, "Caceres", "Burgos", "other:Madrid"))
     assert code == 1
     errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert errors[0].startswith("ERROR:Caceres: ")
@@ -200,7 +212,8 @@ def test_exit_codes_of_the_real_process(fed):
     failed = run_cli(fed, *gs(fed, "Burgos"))
     assert [p.returncode for p in (ok, operator, usage, failed)] == [0, 3, 2, 1]
     assert "error: unrecognized arguments: --no-such-flag" in usage.stderr
-    assert "ERROR:Burgos: " in failed.stdout
+    assert "ERROR:Burgos: " in failed.stderr
+    assert failed.stdout == ""
     for process in (ok, operator, usage, failed):
         assert "Traceback" not in process.stdout + process.stderr
 
@@ -258,7 +271,8 @@ def test_configuration_mistakes_exit_2_with_one_clear_line(fed, case):
     text, args, words = BAD_CONFIGS[case]
     (fed / "bad.conf").write_text(text)
     process = run_cli(fed, *gs(fed, "--show-status", *args, config="bad.conf"))
-    output = (process.stdout + process.stderr).strip()
+    assert process.stdout == ""
+    output = logs(process.stderr).strip()
     assert process.returncode == 2, output
     assert len(output.splitlines()) == 1, output
     assert output.startswith("ERROR:")
@@ -340,7 +354,7 @@ def test_show_status_json(fed, capsys):
 def test_show_status_and_dry_run_write_nothing(fed, capsys):
     before = snapshot(fed / "regions")
     run_main(capsys, *gs(fed, "--show-status", "master:", "other:"))
-    code, out, _ = run_main(capsys, *gs(fed, "--dry-run", "master:", "other:"))
+    code, _, out = run_main(capsys, *gs(fed, "--dry-run", "master:", "other:"))
     assert code == 3
     assert "INFO:Burgos: Pending: cirros (12.6533203125 MB)" in out
     assert "INFO:Burgos: MBs pending : 1036" in out
@@ -352,9 +366,11 @@ def test_show_status_and_dry_run_write_nothing(fed, capsys):
 
 @pytest.mark.parametrize("flag", ["--make-backups", "--make-backup"])
 def test_backups_of_the_regions_and_master_are_an_offline_directory(fed, capsys, flag):
-    code, out, _ = run_main(capsys, *gs(fed, flag, "Caceres", "other:Madrid"))
+    code, out, err = run_main(capsys, *gs(fed, flag, "Caceres", "other:Madrid"))
     assert code == 0
     [directory] = fed.glob("backup_glance_*")
+    assert out == f"{directory}\n"  # the directory made, for scripts
+    assert f"INFO:Backup directory: {directory}" in err
     assert re.fullmatch(r"backup_glance_\d{4}-\d\d-\d\dT[\d.-]+", directory.name)
     assert sorted(p.name for p in directory.glob("*.csv") if p.name.startswith("backup_")) == [
         "backup_Caceres.csv",
@@ -362,7 +378,7 @@ def test_backups_of_the_regions_and_master_are_an_offline_directory(fed, capsys,
         "backup_other:Madrid.csv",
     ]
     for region in ("Valladolid", "Caceres", "other:Madrid"):
-        assert f"INFO:Backup of region {region}" in out
+        assert f"INFO:Backup of region {region}" in err
 
     status = ["--show-status", "Caceres", "other:Madrid"]
     _, from_regions, _ = run_main(capsys, *gs(fed, *status))
@@ -388,20 +404,27 @@ def test_parallel_logs_each_region_to_its_file(fed, children):
     limit = f"main.max_children={children}"
     process = run_cli(fed, *gs(fed, "--parallel", "--config", limit, "master:", "other:"))
     assert process.returncode == 3, process.stdout + process.stderr  # Caceres' conflict
-    out = process.stdout.splitlines()
-    assert out[0] == "======Master is Valladolid"
-    assert sorted(out[1:-1]) == [
-        "Region Burgos has finished",
-        "Region Caceres has finished (some images need the operator)",
-        "Region other:Madrid has finished",
+    assert process.stdout == ""
+    out = logs(process.stderr).splitlines()
+    [logdir] = fed.glob("sync_*")
+    assert out[:2] == [
+        "INFO:======Master is Valladolid",
+        f"INFO:Log files of the regions: {logdir}",
     ]
-    assert out[-1] == "All is done."
-    logs = parallel_logs(fed)
-    assert sorted(logs) == ["Burgos.txt", "Caceres.txt", "other:Madrid.txt"]
-    assert "INFO:Burgos: Uploading image cirros (12.6533203125 MB)" in logs["Burgos.txt"]
-    assert "INFO:Burgos: Total uploaded to region: 1036 (MB)" in logs["Burgos.txt"]
-    assert "WARNING:Image base_debian_12 has a different checksum" in logs["Caceres.txt"]
-    assert "INFO:other:Madrid: Image uploaded." in logs["other:Madrid.txt"]
+    assert sorted(line for line in out if "has finished" in line) == [
+        "INFO:Region Burgos has finished",
+        "INFO:Region Caceres has finished (some images need the operator)",
+        "INFO:Region other:Madrid has finished",
+    ]
+    assert "INFO:All is done." in out
+    files = parallel_logs(fed)
+    for text in files.values():
+        logs(text)  # timestamped
+    assert sorted(files) == ["Burgos.txt", "Caceres.txt", "other:Madrid.txt"]
+    assert "INFO:Burgos: Uploading image cirros (12.6533203125 MB)" in files["Burgos.txt"]
+    assert "INFO:Burgos: Total uploaded to region: 1036 (MB)" in files["Burgos.txt"]
+    assert "WARNING:Image base_debian_12 has a different checksum" in files["Caceres.txt"]
+    assert "INFO:other:Madrid: Image uploaded." in files["other:Madrid.txt"]
     assert names(fed, "other:Madrid") == ["base_debian_12", "cirros"]
     assert "Traceback" not in process.stderr
 
@@ -410,10 +433,10 @@ def test_parallel_exit_1_when_a_region_fails_while_the_others_succeed(fed):
     (fed / "regions" / "backup_Caceres.csv").write_text("Caceres,only,three\r\n")
     process = run_cli(fed, *gs(fed, "--parallel", "Caceres", "Burgos", "other:Madrid"))
     assert process.returncode == 1
-    assert "Region Caceres has finished with errors" in process.stdout
-    assert "Region Burgos has finished\n" in process.stdout
-    logs = parallel_logs(fed)
-    assert logs["Caceres.txt"].startswith("ERROR:Caceres: ")
+    assert "Region Caceres has finished with errors" in process.stderr
+    assert "Region Burgos has finished\n" in process.stderr
+    files = parallel_logs(fed)
+    assert logs(files["Caceres.txt"]).startswith("ERROR:Caceres: ")
     assert names(fed, "Burgos") == ["base_debian_12", "cirros"]
     assert names(fed, "other:Madrid") == ["base_debian_12", "cirros"]
 
@@ -436,9 +459,9 @@ def test_a_second_sync_while_the_lock_is_held_exits_1(fed, capsys):
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
         holder.write("4242")
         holder.flush()
-        code, out, _ = run_main(capsys, *gs(fed, "Burgos"))
-    assert code == 1
-    assert out.strip() == (
+        code, out, err = run_main(capsys, *gs(fed, "Burgos"))
+    assert (code, out) == (1, "")
+    assert err.strip() == (
         f"ERROR:another glancesync run (pid 4242) holds {lock}; wait for it to finish"
     )
     assert snapshot(fed / "regions") == before
@@ -450,9 +473,9 @@ def test_explicit_lock_file(fed, capsys):
     lock = fed / "my.lock"
     with open(lock, "w") as holder:
         fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        code, out, _ = run_main(capsys, *gs(fed, "--lock-file", str(lock), "Burgos"))
+        code, _, err = run_main(capsys, *gs(fed, "--lock-file", str(lock), "Burgos"))
     assert code == 1
-    assert str(lock) in out
+    assert str(lock) in err
 
 
 # -- scripts/sync.py -------------------------------------------------------------------------
@@ -467,7 +490,7 @@ def test_scripts_sync_py_works_like_glancesync(fed):
     assert classic.returncode == 3
     synced = run_cli(fed, *gs(fed, "Burgos"), script=script)
     assert synced.returncode == 0
-    assert "INFO:Burgos: Total uploaded to region: 1036 (MB)" in synced.stdout
+    assert "INFO:Burgos: Total uploaded to region: 1036 (MB)" in synced.stderr
 
 
 def test_parallel_does_not_turn_other_modes_into_a_sync(fed, capsys):
@@ -519,7 +542,8 @@ def test_a_master_that_cannot_be_listed_stops_the_run_with_exit_1(fed, mode):
     before = snapshot(fed / "regions")
     process = run_cli(fed, *gs(fed, *mode, "Burgos", "other:Madrid"))
     assert process.returncode == 1
-    errors = (process.stdout + process.stderr).strip().splitlines()
+    assert process.stdout == ""
+    errors = logs(process.stderr).strip().splitlines()
     assert errors == [
         f"ERROR:Valladolid: {fed / 'regions' / 'backup_Valladolid.csv'}, line 1: "
         "expected at least 9 fields, found 2"
@@ -538,7 +562,7 @@ def test_the_master_region_as_a_destination_reports_ok_and_is_never_written(fed,
     ]
     write_csv_atomic(str(master_file), [i.to_csv_row() for i in REGIONS["Valladolid"] + extra])
     before = master_file.read_bytes()
-    code, out, _ = run_main(capsys, *gs(fed, "Valladolid"))
+    code, _, out = run_main(capsys, *gs(fed, "Valladolid"))
     assert code == 0, out
     assert "Valladolid: Region is synchronized." in out
     assert master_file.read_bytes() == before
