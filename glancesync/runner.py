@@ -173,7 +173,12 @@ class Runner:
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
         start = time.monotonic()
         try:
-            result = self._sync_region(ref, dry_run)
+            try:
+                result = self._sync_region(ref, dry_run)
+            finally:
+                # Changes a facade holds back (offline files) are written when the region
+                # ends, failed or interrupted too: what was done is recorded.
+                self._flush(ref)
         except FacadeError as exc:
             log.error(str(exc))
             result = RegionResult(ref.fullname, failed=True, error=str(exc))
@@ -207,11 +212,20 @@ class Runner:
             self._run = marker.start_run()
         return self._run
 
+    def _flush(self, ref: RegionRef) -> None:
+        facade = self._facades.get(ref.target)  # None: creating it failed, nothing changed
+        if facade is not None:
+            facade.flush(ref.region)
+
     def close(self) -> None:
         """The run is over: its temporary copies, if any were left, are leftovers now."""
-        if self._run is not None:
-            marker.end_run(self._run)
-            self._run = None
+        try:
+            for facade in list(self._facades.values()):
+                facade.flush()  # what a caller changed outside a region's sync
+        finally:
+            if self._run is not None:
+                marker.end_run(self._run)
+                self._run = None
 
     def sync(self, refs: list[RegionRef], dry_run: bool) -> int:
         self.master()  # a master that cannot be listed stops the run here

@@ -70,6 +70,15 @@ class Facade(ABC):
     def delete_image(self, region: str, image_id: str) -> None:
         """Delete one image (one already gone counts as deleted); raises FacadeError."""
 
+    def flush(self, region: str | None = None) -> None:
+        """Make the changes made so far in ``region`` (default: all) durable.
+
+        A facade that writes every change at once (a cloud) has nothing to do; one that
+        holds changes back (the offline facade) writes them here. The runner calls it when
+        a region's sync ends, however it ends, and when the run ends.
+        """
+        return None
+
     @abstractmethod
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         """Stream an image's bytes in chunks (used to read from the master region)."""

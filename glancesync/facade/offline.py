@@ -5,11 +5,16 @@
 master target have no ``:`` in their region part; ``backup_T:Madrid.csv`` is region
 Madrid of target T.
 
-The file is the only state: every call re-reads it, and every change rewrites it
-atomically (glancesync.backup.write_csv_atomic). Two facades on the same directory, or a
-later run, therefore see each other's changes, and forked children syncing different
-regions never touch the same file. Two processes changing the SAME region at once are
-not serialised (last writer wins), which the runner never does.
+Each region file is read once and kept in memory; it is read again only when it changed
+on disk and this facade holds no unsaved change of it. Changes are made in memory and
+written by :meth:`OfflineFacade.flush`, the whole file at once and atomically
+(glancesync.backup.write_csv_atomic): the runner flushes a region when its sync ends,
+failed or interrupted too, so a run costs one read and at most one write per region
+however many images change, and the file always holds either the state before the sync
+or the state after it, never half of one. Another facade (a later run, a forked
+child) sees the changes once they are flushed. Two processes changing the SAME region at
+once are not serialised (last writer wins), which the runner never does. One facade may
+be used from several threads: each region has its own lock.
 
 Offline regions hold metadata only: an upload records the master's checksum, hashes and
 size without reading any bytes, and download is refused.
@@ -17,9 +22,13 @@ size without reading any bytes, and download is refused.
 
 from __future__ import annotations
 
+import copy
 import os
+import stat
+import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from glancesync.backup import (
@@ -47,23 +56,74 @@ class _Entry:
     image: Image
 
 
+def _detached(image: Image) -> Image:
+    """A copy the caller may keep or change without changing the facade's state.
+
+    Only ``properties`` is mutable in an Image, so a shallow copy with its own dict is
+    enough, and is what keeps listing a region of thousands of images cheap.
+    """
+    clone = copy.copy(image)
+    clone.properties = dict(image.properties)
+    return clone
+
+
 @dataclass
 class _RegionFile:
+    """One region file as this facade knows it; use it only while holding ``lock``."""
+
     fullname: str
     path: str
-    entries: list[_Entry]
+    filename: str
+    directory: str
+    # image id -> entry, in file order (uploads are appended, as in the file)
+    entries: dict[str, _Entry] = field(default_factory=dict)
+    loaded: bool = False
+    dirty: bool = False  # changed in memory, not written yet
+    # (inode, size, mtime) of the file when last read or written: another change shows
+    stamp: tuple[int, int, int] | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def index(self, image_id: str) -> int:
-        for i, entry in enumerate(self.entries):
-            if entry.image.id == image_id:
-                return i
-        raise FacadeError(f"{self.fullname}: no image with id {image_id}")
+    def _stat(self) -> tuple[int, int, int]:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            st = None
+        if st is None or not stat.S_ISREG(st.st_mode):
+            raise FacadeError(f"{self.fullname}: no file {self.filename} in {self.directory}")
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def refresh(self) -> None:
+        """Read the file unless what is in memory is still what it holds (or is newer)."""
+        stamp = self._stat()  # before reading: a change meanwhile shows next time
+        if self.loaded and (self.dirty or stamp == self.stamp):
+            return
+        try:
+            rows = read_backup_rows(self.path, region=self.fullname)
+        except FacadeError as exc:
+            raise FacadeError(f"{self.fullname}: {exc}") from exc
+        self.entries = {image.id: _Entry(row, image) for row, image in rows}
+        self.loaded, self.stamp = True, stamp
+
+    def entry(self, image_id: str) -> _Entry:
+        try:
+            return self.entries[image_id]
+        except KeyError:
+            raise FacadeError(f"{self.fullname}: no image with id {image_id}") from None
 
     def save(self) -> None:
-        write_csv_atomic(
-            self.path,
-            (e.row if e.row is not None else e.image.to_csv_row() for e in self.entries),
-        )
+        if not self.dirty:
+            return
+        rows = []
+        for entry in self.entries.values():
+            if entry.row is None:
+                entry.row = entry.image.to_csv_row()
+            rows.append(entry.row)
+        write_csv_atomic(self.path, rows)  # raises: still dirty, a later flush retries
+        self.dirty = False
+        try:
+            self.stamp = self._stat()
+        except FacadeError:
+            self.stamp = None
 
 
 class OfflineFacade(Facade):
@@ -80,6 +140,8 @@ class OfflineFacade(Facade):
         self.directory = directory
         self._tenant_id = tenant_id
         self._tenant_name = tenant_name
+        self._files: dict[str, _RegionFile] = {}
+        self._files_lock = threading.Lock()  # guards _files itself, not the regions
 
     @classmethod
     def for_target(cls, target: TargetConfig, directory: str) -> OfflineFacade:
@@ -129,13 +191,13 @@ class OfflineFacade(Facade):
         )
 
     def list_images(self, region: str) -> list[Image]:
-        return [entry.image for entry in self._load(region).entries]
+        with self._region(region) as reg:
+            return [_detached(entry.image) for entry in reg.entries.values()]
 
     def get_image(self, region: str, image_id: str) -> Image | None:
-        for entry in self._load(region).entries:
-            if entry.image.id == image_id:
-                return entry.image.copy()
-        return None
+        with self._region(region) as reg:
+            entry = reg.entries.get(image_id)
+            return entry.image.copy() if entry else None
 
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         raise FacadeError(f"{self.fullname(region)}: offline regions hold no image data")
@@ -150,93 +212,112 @@ class OfflineFacade(Facade):
                 f"{self.fullname(region)}: invalid visibility {image.visibility!r} "
                 f"for image {image.name}"
             )
-        reg = self._load(region)
-        used = {entry.image.id for entry in reg.entries}
-        name = source.master.name or image.name or ""  # ids read "1$debian", not temporary
-        seq = 1
-        while f"{seq}${name}" in used:
-            seq += 1
-        master = source.master
-        new = Image(
-            id=f"{seq}${name}",
-            name=image.name,
-            region=reg.fullname,
-            owner=owner,
-            visibility=image.visibility,
-            checksum=master.checksum,
-            size=master.size,
-            status="active",
-            properties=dict(image.properties),
-            os_hash_algo=master.os_hash_algo,
-            os_hash_value=master.os_hash_value,
-            disk_format=image.disk_format,
-            container_format=image.container_format,
-            min_ram=image.min_ram,
-            min_disk=image.min_disk,
-            protected=image.protected,
-            hidden=image.hidden,
-        )
-        reg.entries.append(_Entry(None, new))
-        reg.save()
-        return new.copy()
+        with self._region(region) as reg:
+            name = source.master.name or image.name or ""  # ids read "1$debian", not temporary
+            seq = 1
+            while f"{seq}${name}" in reg.entries:
+                seq += 1
+            master = source.master
+            new = Image(
+                id=f"{seq}${name}",
+                name=image.name,
+                region=reg.fullname,
+                owner=owner,
+                visibility=image.visibility,
+                checksum=master.checksum,
+                size=master.size,
+                status="active",
+                properties=dict(image.properties),
+                os_hash_algo=master.os_hash_algo,
+                os_hash_value=master.os_hash_value,
+                disk_format=image.disk_format,
+                container_format=image.container_format,
+                min_ram=image.min_ram,
+                min_disk=image.min_disk,
+                protected=image.protected,
+                hidden=image.hidden,
+            )
+            reg.entries[new.id] = _Entry(None, new)
+            reg.dirty = True
+            return new.copy()
 
     def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
-        reg = self._load(region)
-        i = reg.index(image_id)
-        old = reg.entries[i].image
-        name, visibility, properties = old.name, old.visibility, dict(old.properties)
-        flags = {"protected": old.protected, "hidden": old.hidden}
-        for key, value in changes.items():
-            if key == "name":
-                name = value
-            elif key in ("protected", "os_hidden"):
-                flags["hidden" if key == "os_hidden" else key] = bool(value)
-            elif key == "visibility":
-                if value not in VISIBILITIES:
+        with self._region(region) as reg:
+            old = reg.entry(image_id).image
+            name, visibility, properties = old.name, old.visibility, dict(old.properties)
+            flags = {"protected": old.protected, "hidden": old.hidden}
+            for key, value in changes.items():
+                if key == "name":
+                    name = value
+                elif key in ("protected", "os_hidden"):
+                    flags["hidden" if key == "os_hidden" else key] = bool(value)
+                elif key == "visibility":
+                    if value not in VISIBILITIES:
+                        raise FacadeError(
+                            f"{reg.fullname}: invalid visibility {value!r} for image {image_id}"
+                        )
+                    visibility = value
+                elif not is_user_property(key):
+                    # Glance refuses to change core/reserved attributes through a property
+                    # patch; refusing here keeps offline runs as strict as real ones.
                     raise FacadeError(
-                        f"{reg.fullname}: invalid visibility {value!r} for image {image_id}"
+                        f"{reg.fullname}: {key!r} is not a user property (image {image_id})"
                     )
-                visibility = value
-            elif not is_user_property(key):
-                # Glance refuses to change core/reserved attributes through a property
-                # patch; refusing here keeps offline runs as strict as real ones.
-                raise FacadeError(
-                    f"{reg.fullname}: {key!r} is not a user property (image {image_id})"
-                )
-            elif value is None:
-                # Like glanceclient, removing an absent property is a no-op.
-                properties.pop(key, None)
-            else:
-                properties[key] = value
-        new = old.copy(name=name, visibility=visibility, properties=properties, **flags)
-        if new != old:
-            reg.entries[i] = _Entry(None, new)
-            reg.save()
+                elif value is None:
+                    # Like glanceclient, removing an absent property is a no-op.
+                    properties.pop(key, None)
+                else:
+                    properties[key] = value
+            new = old.copy(name=name, visibility=visibility, properties=properties, **flags)
+            if new != old:
+                reg.entries[image_id] = _Entry(None, new)  # same key: keeps its place
+                reg.dirty = True
 
     def delete_image(self, region: str, image_id: str) -> None:
-        reg = self._load(region)
-        if image_id not in {entry.image.id for entry in reg.entries}:
-            return  # gone already counts as deleted, as with Glance's 404
-        i = reg.index(image_id)
-        image = reg.entries[i].image
-        if image.protected:
-            # What Glance answers with a 403; the engine must report it, not assume it.
-            raise FacadeError(f"{reg.fullname}: image {image.name} ({image_id}) is protected")
-        del reg.entries[i]
-        reg.save()
+        with self._region(region) as reg:
+            entry = reg.entries.get(image_id)
+            if entry is None:
+                return  # gone already counts as deleted, as with Glance's 404
+            if entry.image.protected:
+                # What Glance answers with a 403; the engine must report it, not assume it.
+                raise FacadeError(
+                    f"{reg.fullname}: image {entry.image.name} ({image_id}) is protected"
+                )
+            del reg.entries[image_id]
+            reg.dirty = True
+
+    def flush(self, region: str | None = None) -> None:
+        """Write the changes of ``region`` (default: every region) to its file, atomically.
+
+        A region without changes is not written. On an error (disk full...) the changes
+        stay in memory and the next flush tries again.
+        """
+        with self._files_lock:
+            if region is None:
+                files = list(self._files.values())
+            else:
+                files = [f for f in (self._files.get(region),) if f is not None]
+        for reg in files:
+            with reg.lock:
+                reg.save()
 
     # -- files --------------------------------------------------------------------------
-    def _load(self, region: str) -> _RegionFile:
-        fullname = self.fullname(region)
-        filename = backup_filename(fullname)
-        path = os.path.join(self.directory, filename)
-        # A region name is never a path: "x/../y" or one with ":" (another target's
-        # file, seen from master) is simply not one of our regions.
-        separators = {":", "/", os.sep} | ({os.altsep} if os.altsep else set())
-        if not region or any(sep in region for sep in separators) or not os.path.isfile(path):
-            raise FacadeError(f"{fullname}: no file {filename} in {self.directory}")
-        try:
-            rows = read_backup_rows(path, region=fullname)
-        except FacadeError as exc:
-            raise FacadeError(f"{fullname}: {exc}") from exc
-        return _RegionFile(fullname, path, [_Entry(row, image) for row, image in rows])
+    @contextmanager
+    def _region(self, region: str) -> Iterator[_RegionFile]:
+        """The region's file, up to date and locked for the caller."""
+        with self._files_lock:
+            reg = self._files.get(region)
+            if reg is None:
+                fullname = self.fullname(region)
+                filename = backup_filename(fullname)
+                # A region name is never a path: "x/../y" or one with ":" (another
+                # target's file, seen from master) is simply not one of our regions.
+                separators = {":", "/", os.sep} | ({os.altsep} if os.altsep else set())
+                if not region or any(sep in region for sep in separators):
+                    raise FacadeError(f"{fullname}: no file {filename} in {self.directory}")
+                path = os.path.join(self.directory, filename)
+                reg = _RegionFile(fullname, path, filename, self.directory)
+                self._files[region] = reg
+        with reg.lock:
+            reg.refresh()
+            yield reg

@@ -218,6 +218,39 @@ def test_exit_codes_of_the_real_process(fed):
         assert "Traceback" not in process.stdout + process.stderr
 
 
+def test_an_interrupted_offline_sync_keeps_what_was_done_in_a_whole_file(
+    fed, capsys, monkeypatch
+):
+    # Ctrl-C while the second image is being uploaded: the first one is in place, the
+    # second one was cleaned up, and the region file is written once, whole.
+    import signal
+
+    from glancesync.facade.offline import OfflineFacade
+
+    real_upload = OfflineFacade.upload_image
+    uploads: list[str] = []
+
+    def upload(self, region, image, source):
+        uploads.append(source.master.name)
+        if len(uploads) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_upload(self, region, image, source)
+
+    monkeypatch.setattr(OfflineFacade, "upload_image", upload)
+    code, out, err = run_main(capsys, *gs(fed, "Burgos", "other:Madrid"))
+    assert code == 130
+    assert "interrupted" in (out + err).lower()
+    assert names(fed, "Burgos") == [uploads[0]]
+    assert names(fed, "other:Madrid") == []  # never started
+    assert [p.name for p in (fed / "regions").iterdir() if p.name.startswith(".")] == [
+        ".glancesync.lock"
+    ]
+    monkeypatch.undo()
+    code, _, _ = run_main(capsys, *gs(fed, "Burgos", "other:Madrid"))
+    assert code == 0
+    assert names(fed, "Burgos") == names(fed, "other:Madrid") == ["base_debian_12", "cirros"]
+
+
 # -- configuration and command-line mistakes: exit 2, one line, no traceback ----------
 
 BAD_CONFIGS = {

@@ -97,6 +97,9 @@ class Recording(Facade):
         self.writes.append(("delete", image_id))
         self.inner.delete_image(region, image_id)
 
+    def flush(self, region: str | None = None) -> None:
+        self.inner.flush(region)
+
 
 class CorruptingUpload(Recording):
     """The region stores something else than what was sent for images named a_*."""
@@ -156,7 +159,10 @@ class Federation:
             "Burgos", master, facade.list_images("Burgos"), target, TENANT,
             is_leftover=marker.is_leftover,
         )  # fmt: skip
-        return Executor(facade, "Burgos", target, plan, no_bytes, dry_run).run()
+        try:
+            return Executor(facade, "Burgos", target, plan, no_bytes, dry_run).run()
+        finally:
+            facade.flush("Burgos")  # as the runner does when a region ends
 
     def burgos(self) -> dict[str, Image]:
         images = self.facade().list_images("Burgos")
@@ -632,6 +638,7 @@ def sync_with(fed: Federation, facade: Facade, target: TargetConfig | None = Non
     result = Executor(
         facade, "Burgos", target, plan, no_bytes, retries=2, sleep=delays.append
     ).run()
+    facade.flush("Burgos")  # as the runner does when a region ends
     return result, delays
 
 

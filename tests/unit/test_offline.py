@@ -291,12 +291,14 @@ def test_upload_without_tenant_writes_nothing(offline_dir: Path) -> None:
     f = facade(offline_dir, tenant_name=None)
     with pytest.raises(ConfigError):
         upload(f, "Empty", master_image())
+    f.flush()
     assert (offline_dir / "backup_Empty.csv").read_bytes() == b""
 
 
 def test_upload_appends_and_keeps_existing_rows_verbatim(offline_dir: Path) -> None:
     f = facade(offline_dir)
     upload(f, "Burgos", master_image("image03"))
+    f.flush()
     lines = (offline_dir / "backup_Burgos.csv").read_bytes().decode().split("\r\n")
     assert "\r\n".join(lines[:2]) + "\r\n" == BURGOS
     assert lines[2].startswith("Burgos,image03,1$image03,active,4096,md5master,tenant1id,True,")
@@ -327,6 +329,7 @@ def test_update_applies_exactly_the_changes(offline_dir: Path) -> None:
 def test_update_rewrites_only_the_changed_row(offline_dir: Path) -> None:
     f = facade(offline_dir)
     f.update_image("Burgos", "101", {"type": "other"})
+    f.flush()
     lines = (offline_dir / "backup_Burgos.csv").read_bytes().decode().split("\r\n")
     assert lines[0].startswith("Burgos,image01,101,")
     assert "'type': 'other'" in lines[0]
@@ -337,13 +340,16 @@ def test_update_removing_an_absent_property_is_a_no_op(offline_dir: Path) -> Non
     f = facade(offline_dir)
     path = offline_dir / "backup_Burgos.csv"
     f.update_image("Burgos", "102", {"missing": None})
+    f.flush()
     assert path.read_bytes() == BURGOS.encode()
 
 
 @pytest.mark.parametrize("changes", [{"visibility": "everyone"}, {"owner": "x"}, {"size": "1"}])
 def test_update_refuses_what_glance_refuses(offline_dir: Path, changes: dict) -> None:
+    f = facade(offline_dir)
     with pytest.raises(FacadeError, match="Burgos: "):
-        facade(offline_dir).update_image("Burgos", "101", changes)
+        f.update_image("Burgos", "101", changes)
+    f.flush()
     assert (offline_dir / "backup_Burgos.csv").read_bytes() == BURGOS.encode()
 
 
@@ -363,7 +369,9 @@ def test_delete_of_an_image_already_gone_is_no_error_and_changes_nothing(
     offline_dir: Path,
 ) -> None:
     before = (offline_dir / "backup_Burgos.csv").read_bytes()
-    facade(offline_dir).delete_image("Burgos", "nope")  # as Glance's 404 to a retried delete
+    f = facade(offline_dir)
+    f.delete_image("Burgos", "nope")  # as Glance's 404 to a retried delete
+    f.flush()
     assert (offline_dir / "backup_Burgos.csv").read_bytes() == before
     assert facade(offline_dir).get_image("Burgos", "nope") is None
 
@@ -389,6 +397,7 @@ def test_writes_leave_no_temporary_file(offline_dir: Path) -> None:
     upload(f, "Empty", master_image())
     f.update_image("Empty", "1$image02", {"name": "renamed"})
     f.delete_image("Burgos", "101")
+    f.flush()
     assert sorted(os.listdir(offline_dir)) == before
 
 
@@ -401,10 +410,15 @@ def test_a_failed_write_leaves_the_original_intact(
     monkeypatch.setattr(glancesync.backup.os, "replace", broken_replace)
     before = sorted(os.listdir(offline_dir))
     f = facade(offline_dir)
+    f.delete_image("Burgos", "101")
     with pytest.raises(FacadeError, match="cannot write .*backup_Burgos.csv: No space left"):
-        f.delete_image("Burgos", "101")
+        f.flush()
     assert (offline_dir / "backup_Burgos.csv").read_bytes() == BURGOS.encode()
     assert sorted(os.listdir(offline_dir)) == before
+    # The change is still held: once the disk has room, the next flush writes it.
+    monkeypatch.undo()
+    f.flush()
+    assert ids(facade(offline_dir), "Burgos") == ["102"]
 
 
 def test_an_error_in_the_middle_of_writing_leaves_the_original_intact(
@@ -420,11 +434,13 @@ def test_an_error_in_the_middle_of_writing_leaves_the_original_intact(
 
     f = facade(offline_dir)
     f.update_image("Burgos", "101", {"name": "changed"})  # row 1 is now re-serialised
+    f.flush()
     content = (offline_dir / "backup_Burgos.csv").read_bytes()
     monkeypatch.setattr(Image, "to_csv_row", dies_on_the_new_row)
     before = sorted(os.listdir(offline_dir))
+    upload(f, "Burgos", master_image("image03"))
     with pytest.raises(KeyboardInterrupt):
-        upload(f, "Burgos", master_image("image03"))
+        f.flush()
     assert (offline_dir / "backup_Burgos.csv").read_bytes() == content
     assert sorted(os.listdir(offline_dir)) == before
 
@@ -432,18 +448,25 @@ def test_an_error_in_the_middle_of_writing_leaves_the_original_intact(
 def test_rewrite_keeps_the_file_mode(offline_dir: Path) -> None:
     path = offline_dir / "backup_Burgos.csv"
     path.chmod(0o640)
-    facade(offline_dir).delete_image("Burgos", "101")
+    f = facade(offline_dir)
+    f.delete_image("Burgos", "101")
+    f.flush()
     assert path.stat().st_mode & 0o777 == 0o640
 
 
 # -- several facades ----------------------------------------------------------------------
-def test_a_second_facade_sees_the_first_ones_writes(offline_dir: Path) -> None:
+def test_a_second_facade_sees_the_first_ones_writes_once_flushed(offline_dir: Path) -> None:
     first, second = facade(offline_dir), facade(offline_dir)
     upload(first, "Empty", master_image())
+    assert ids(second, "Empty") == []
+    first.flush("Empty")
     assert ids(second, "Empty") == ["1$image02"]
     assert upload(second, "Empty", master_image()).id == "2$image02"
+    second.flush()
     first.update_image("Empty", "2$image02", {"name": "image02.old"})
+    first.flush()
     second.delete_image("Empty", "1$image02")
+    second.flush()
     assert [(i.id, i.name) for i in first.list_images("Empty")] == [("2$image02", "image02.old")]
 
 
@@ -453,3 +476,106 @@ def test_targets_sharing_a_directory_do_not_mix(offline_dir: Path) -> None:
     upload(other, "Madrid", master_image())
     assert ids(master, "Madrid") == []
     assert ids(other, "Madrid") == ["199", "1$image02"]
+
+
+# -- one read and one write per region ----------------------------------------------------
+@pytest.fixture
+def file_io(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """Counts the region files read and written through the facade."""
+    import glancesync.facade.offline as offline
+
+    seen: dict[str, list[str]] = {"read": [], "write": []}
+    real_read, real_write = offline.read_backup_rows, offline.write_csv_atomic
+
+    def read(path: str, region: str | None = None):
+        seen["read"].append(os.path.basename(path))
+        return real_read(path, region)
+
+    def write(path: str, rows):
+        seen["write"].append(os.path.basename(path))
+        return real_write(path, rows)
+
+    monkeypatch.setattr(offline, "read_backup_rows", read)
+    monkeypatch.setattr(offline, "write_csv_atomic", write)
+    return seen
+
+
+def test_many_changes_cost_one_read_and_one_write_of_the_region(
+    offline_dir: Path, file_io: dict[str, list[str]]
+) -> None:
+    f = facade(offline_dir)
+    for n in range(200):
+        f.update_image("Burgos", "101", {"nid": str(n)})
+        upload(f, "Burgos", master_image(f"new{n}"))
+        assert f.get_image("Burgos", "102") is not None
+    f.delete_image("Burgos", "102")
+    assert len(f.list_images("Burgos")) == 201
+    assert (offline_dir / "backup_Burgos.csv").read_bytes() == BURGOS.encode()  # held back
+    f.flush()
+    f.flush()  # nothing new: not written again
+    assert file_io == {"read": ["backup_Burgos.csv"], "write": ["backup_Burgos.csv"]}
+    again = facade(offline_dir).list_images("Burgos")
+    assert [i.id for i in again] == ["101"] + [f"1$new{n}" for n in range(200)]
+    assert again[0].properties["nid"] == "199"
+
+
+def test_flush_writes_only_the_regions_that_changed(
+    offline_dir: Path, file_io: dict[str, list[str]]
+) -> None:
+    f = facade(offline_dir)
+    f.list_images("Valladolid")
+    f.delete_image("Burgos", "101")
+    f.flush("Valladolid")
+    assert file_io["write"] == []
+    f.flush()
+    assert file_io["write"] == ["backup_Burgos.csv"]
+
+
+def test_a_listing_cannot_change_the_facade_state(offline_dir: Path) -> None:
+    f = facade(offline_dir)
+    listed = f.list_images("Burgos")
+    listed[0].properties["nid"] = "changed"
+    listed[0].name = "changed"
+    assert f.list_images("Burgos")[0].properties["nid"] == "1"
+    assert f.get_image("Burgos", "101").name == "image01"
+
+
+def test_unsaved_changes_win_over_a_file_changed_meanwhile(offline_dir: Path) -> None:
+    # Last writer wins, as documented: a run holding changes of a region writes them.
+    f = facade(offline_dir)
+    f.delete_image("Burgos", "101")
+    (offline_dir / "backup_Burgos.csv").write_text(VALLADOLID.replace("Valladolid", "Burgos"))
+    assert ids(f, "Burgos") == ["102"]
+    f.flush()
+    assert ids(facade(offline_dir), "Burgos") == ["102"]
+
+
+def test_threads_changing_regions_at_once_lose_nothing(offline_dir: Path) -> None:
+    import threading
+
+    f = facade(offline_dir)
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(50):
+                upload(f, "Empty", master_image("shared"))  # same name: seq ids must not clash
+                f.update_image("Burgos", "101", {f"t{n}_{i}": "x"})
+                upload(f, "Valladolid", master_image(f"t{n}_{i}"))
+            f.flush("Valladolid")
+        except BaseException as exc:  # re-raised below, in the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    f.flush()
+    fresh = facade(offline_dir)
+    assert sorted(ids(fresh, "Empty")) == sorted(f"{s}$shared" for s in range(1, 201))
+    burgos = fresh.get_image("Burgos", "101")
+    assert burgos is not None
+    assert {f"t{n}_{i}" for n in range(4) for i in range(50)} <= set(burgos.properties)
+    assert len(ids(fresh, "Valladolid")) == 201

@@ -1,0 +1,129 @@
+"""Offline mode at scale: `--show-status` over many regions, many metadata updates.
+
+    .venv/bin/python bench/bench_offline_scale.py                # 10,000 x 20; 1,000 in 5,000
+    .venv/bin/python bench/bench_offline_scale.py --images 2000 --regions 5 \\
+        --region-images 1000 --updates 200
+
+Writes a temporary offline directory (backup_<region>.csv files, as --make-backups does)
+and runs the real CLI on it, as a user would (interpreter start-up included):
+
+1. ``glancesync --offline DIR --show-status``: a master of N images and R regions holding
+   a copy of each (one in ten with an older ``nid``, so statuses vary). Goal < 2 s for
+   10,000 images x 20 regions.
+2. ``glancesync --offline DIR Region``: a region of M images of which U differ from the
+   master only in metadata: U metadata updates, every region file written atomically.
+   Goal < 5 s for 1,000 updates in a 5,000-image region. The result is checked (every
+   copy has the master's metadata afterwards, the status is all ``ok``).
+
+Prints figures; asserts nothing (timings are noisy, they are read, not tested).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TENANT = "tenant1id"
+CONFIG = f"""[main]
+master_region = Master
+
+[master]
+tenant_id = {TENANT}
+metadata_set = nid, type
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--images", type=int, default=10_000, help="master images for --show-status")
+    ap.add_argument("--regions", type=int, default=20, help="regions for --show-status")
+    ap.add_argument("--region-images", type=int, default=5_000,
+                    help="images in the region that gets the metadata updates")
+    ap.add_argument("--updates", type=int, default=1_000, help="metadata updates to make")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each; the best is reported")
+    args = ap.parse_args()
+    if args.updates > args.region_images:
+        ap.error("--updates cannot exceed --region-images")
+    with tempfile.TemporaryDirectory(prefix="bench-offline-") as tmp:
+        status_times = [bench_status(Path(tmp) / f"s{n}", args) for n in range(args.rounds)]
+        update_times = [bench_updates(Path(tmp) / f"u{n}", args) for n in range(args.rounds)]
+    print(f"--show-status, {args.images} images x {args.regions} offline regions: "
+          f"{min(status_times):6.2f} s best of {args.rounds} "
+          f"({', '.join(f'{t:.2f}' for t in status_times)})   goal < 2 s")
+    print(f"sync, {args.updates} metadata updates in a {args.region_images}-image region: "
+          f"{min(update_times):6.2f} s best of {args.rounds} "
+          f"({', '.join(f'{t:.2f}' for t in update_times)})   goal < 5 s")
+    return 0
+
+
+def row(region: str, n: int, nid: int) -> list[str]:
+    """One backup row (the 17 fields --make-backups writes) of image number ``n``."""
+    props = repr({"nid": str(nid), "type": "baseimages", "sdc_aware": "true"})
+    return [region, f"image{n:06d}", f"{region}-{n:06d}", "active", str(1024 * (n % 977 + 1)),
+            f"{n:032x}", TENANT, "True", props, "sha512", f"{n:0128x}", "qcow2", "bare",
+            "0", "0", "False", "False"]
+
+
+def write_region(directory: Path, region: str, images: int, stale: set[int]) -> None:
+    with open(directory / f"backup_{region}.csv", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f, dialect="excel")
+        for n in range(images):
+            writer.writerow(row(region, n, n - 1 if n in stale else n))
+
+
+def run_cli(directory: Path, *args: str) -> tuple[float, subprocess.CompletedProcess]:
+    (directory / "glancesync.conf").write_text(CONFIG)
+    cmd = [str(Path(sys.executable).with_name("glancesync")),
+           "--config-file", str(directory / "glancesync.conf"),
+           "--offline", str(directory / "regions"), *args]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=directory, env=env, capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(args)} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return elapsed, proc
+
+
+def bench_status(directory: Path, args: argparse.Namespace) -> float:
+    regions = directory / "regions"
+    regions.mkdir(parents=True)
+    write_region(regions, "Master", args.images, set())
+    stale = set(range(0, args.images, 10))
+    for r in range(args.regions):
+        write_region(regions, f"Region{r:02d}", args.images, stale)
+    elapsed, proc = run_cli(directory, "--show-status")
+    lines = proc.stdout.splitlines()
+    expected = args.images * args.regions
+    if len(lines) != expected or sum(ln.startswith("pending_metadata,") for ln in lines) != (
+            len(stale) * args.regions):
+        raise SystemExit(f"--show-status printed {len(lines)} lines, expected {expected}")
+    return elapsed
+
+
+def bench_updates(directory: Path, args: argparse.Namespace) -> float:
+    regions = directory / "regions"
+    regions.mkdir(parents=True)
+    write_region(regions, "Master", args.region_images, set())
+    step = args.region_images / max(args.updates, 1)
+    stale = {int(i * step) for i in range(args.updates)}
+    write_region(regions, "Target", args.region_images, stale)
+    elapsed, proc = run_cli(directory, "Target")
+    done = (proc.stdout + proc.stderr).count("Updating the metadata of image")
+    _, after = run_cli(directory, "--show-status", "Target")
+    not_ok = [ln for ln in after.stdout.splitlines() if not ln.startswith("ok,")]
+    if done != len(stale) or not_ok:
+        raise SystemExit(f"sync made {done} updates (expected {len(stale)}); "
+                         f"after it: {not_ok[:3]}")
+    return elapsed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
