@@ -3,12 +3,14 @@
 #   python3 + venv + pip    the tool's own virtualenv
 #   python3-dev gcc         the test bed's server venv builds uWSGI from source
 #                           (tests/integration/testbed.py)
+#   postgresql              the REST API's live tests run once more against a throwaway
+#                           PostgreSQL cluster (initdb/pg_ctl; nothing is left running)
 # Idempotent: installs only what dpkg says is missing ("apt-get update" only then); a no-op
 # when everything is there.  Needs root (or sudo) when something is missing.
 #   scripts/install-system-deps.sh [--check]   --check: only report, exit 1 if missing
 set -euo pipefail
 
-PACKAGES=(python3 python3-venv python3-pip python3-dev gcc libc6-dev ca-certificates)
+PACKAGES=(python3 python3-venv python3-pip python3-dev gcc libc6-dev ca-certificates postgresql)
 
 log() { echo "[install-system-deps] $*" >&2; }
 

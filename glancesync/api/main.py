@@ -12,6 +12,7 @@ import importlib.util
 import json
 import logging
 import os
+import signal
 import sys
 
 from glancesync import __version__
@@ -200,7 +201,20 @@ def serve(args: argparse.Namespace) -> int:
     }
     if args.workers == 1:
         config = uvicorn.Config(create_app(options, service), **common)
-        uvicorn.Server(config).run()
+        # uvicorn shuts down gracefully on SIGTERM/SIGINT, then raises the signal again
+        # under the handler it found: with this one there, a clean stop exits 0.
+        received: list[int] = []
+        stop_signals = (signal.SIGTERM, signal.SIGINT)
+        previous = {
+            sig: signal.signal(sig, lambda n, _f: received.append(n)) for sig in stop_signals
+        }
+        try:
+            uvicorn.Server(config).run()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if received:
+            log.info(f"stopped by {signal.Signals(received[0]).name}")
         return 0
     service.store.engine.dispose()
     os.environ[OPTIONS_ENV] = json.dumps(dataclasses.asdict(options))

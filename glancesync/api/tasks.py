@@ -2,7 +2,7 @@
 
 Each task gets its own :class:`Runner` (fresh facades, a fresh master listing: the same
 plan and executor as ``glancesync REGION``), and a logging handler that keeps the engine's
-lines emitted by *its* thread, written to the database about once a second.
+lines emitted by *its* thread, written to the database as they come.
 
 Stopping (SIGTERM): a task inside the engine gets :class:`Interrupted` raised in its
 thread, as a signal does in the CLI's main thread, so the executor deletes the copy in
@@ -32,7 +32,7 @@ from glancesync.runner import RegionRef, Runner
 
 log = logging.getLogger("glancesync.api")
 
-LOG_FLUSH_SECONDS = 1.0
+LOG_FLUSH_SECONDS = 0.0  # every line at once: GET shows the run as it goes
 HEARTBEAT_SECONDS = 30.0
 HEARTBEAT_STALE = 4 * HEARTBEAT_SECONDS  # a task not heard of for so long has no server
 INTERRUPTED = "interrupted: the server stopped; the operation in progress was cleaned up"
