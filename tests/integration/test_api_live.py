@@ -378,7 +378,7 @@ def test_killed_or_stopped_server_leaves_no_task_syncing_nor_half_copy(
     """SIGKILL mid-task, restart: the task is failed "interrupted". SIGTERM while the copy
     is made: the engine stops at a safe point, the task says so. Then one good copy."""
     admin = tokens["admin"]
-    content = data("huge", 48 * MB)
+    content = data("huge", 32 * MB)
     testbed.create_image("Master", "huge", content, visibility="public")
 
     server = own_api()
