@@ -36,9 +36,14 @@ from glancesync.exceptions import ConfigError, GlanceSyncError
 LOG = logging.getLogger(__name__)
 
 MAX_SOURCE_CHARS = 10_000
-MAX_STEPS = 100_000  # nodes evaluated (incl. comprehension iterations) per image
-MAX_SIZE = 1_000_000  # total chars/items that *, + and str methods may produce per image
-MAX_INT_BITS = 100_000  # ~30,000 decimal digits for the result of **
+MAX_STEPS = 20_000  # nodes evaluated (incl. comprehension iterations) per image
+# Work units per image: every operation whose cost grows with its operands (building,
+# copying, comparing, searching, hashing, sorting, converting, big-integer arithmetic)
+# is charged what it handles, before it runs. With MAX_STEPS this keeps any condition
+# well under a second per image (bench/bench_condition.py prints the worst cases).
+MAX_SIZE = 200_000
+MAX_INT_BITS = 4096  # ~1233 decimal digits: any integer a condition may make
+MAX_ROUND_DIGITS = 400  # round(x, n): |n| beyond this is refused (10**n is computed)
 
 GLOBAL_NAMES = ("image", "metadata_set")
 
@@ -297,7 +302,16 @@ class _Interpreter:
     def charge(self, size: int) -> None:
         self.size += max(size, 0)
         if self.size > MAX_SIZE:
-            raise _Denied(f"the condition produced more than {MAX_SIZE} characters or items")
+            raise _Denied(
+                f"the condition produced or handled more than {MAX_SIZE} characters or "
+                "items (the work allowed per image)"
+            )
+
+    def deep(self, value: Any) -> int:
+        """Charge and return the size of ``value`` (counting stops at the budget left)."""
+        size = _deep_size(value, MAX_SIZE - self.size + 1)
+        self.charge(size)
+        return size
 
     # -- leaves ------------------------------------------------------------------------
     def _Expression(self, node: ast.Expression) -> Any:
@@ -335,35 +349,82 @@ class _Interpreter:
     def _BinOp(self, node: ast.BinOp) -> Any:
         left, right = self.eval(node.left), self.eval(node.right)
         self._check_binop(node.op, left, right)
-        return _BIN_OPS[type(node.op)](left, right)
+        result = _BIN_OPS[type(node.op)](left, right)
+        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+            raise _Denied(f"an integer of more than {MAX_INT_BITS} bits is too large")
+        return result
 
     def _check_binop(self, op: ast.operator, left: Any, right: Any) -> None:
+        """Refuse or charge an operation before it runs (its cost grows with its operands)."""
         sequences = (str, list, tuple)
+        if isinstance(op, ast.Mod) and isinstance(left, str):
+            raise _Denied("%-formatting of strings is not allowed")
+        if isinstance(left, int) and isinstance(right, int):
+            self._check_int_op(op, left, right)
+            return
         if isinstance(op, ast.Mult):
             for seq, count in ((left, right), (right, left)):
                 if isinstance(seq, sequences) and isinstance(count, int):
                     self.charge(len(seq) * count)
-        elif isinstance(op, ast.Add):
-            if isinstance(left, sequences) and isinstance(right, sequences):
-                self.charge(len(left) + len(right))
+            return
+        sized = (str, list, tuple, set, frozenset, dict, *_VIEW_TYPES)
+        for operand in (left, right):
+            if isinstance(operand, sized):
+                self.charge(len(operand))  # +, |, &, -, ^ of sequences, sets, dicts
+            elif isinstance(operand, int):
+                self.charge(_int_cost(operand))
+
+    def _check_int_op(self, op: ast.operator, left: int, right: int) -> None:
+        # Big-integer work grows with the product of the operand sizes (in 64-bit words)
+        # for *, //, %, / and **; the result's size is known before it is computed.
+        words_l, words_r = _words(left), _words(right)
+        if isinstance(op, ast.Mult):
+            if left and right and left.bit_length() + right.bit_length() > MAX_INT_BITS + 1:
+                raise _Denied(f"an integer of more than {MAX_INT_BITS} bits is too large")
+            self.charge(words_l * words_r)
         elif isinstance(op, ast.Pow):
-            if isinstance(left, int) and isinstance(right, int) and right > 0:
-                if abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS:
-                    raise _Denied(f"{left} ** {right} is too large")
-        elif isinstance(op, ast.Mod) and isinstance(left, str):
-            raise _Denied("%-formatting of strings is not allowed")
+            if right > 0 and abs(left) > 1 and left.bit_length() * right > MAX_INT_BITS + right:
+                raise _Denied(f"{_short(left)} ** {_short(right)} is too large")
+            if right > 0:
+                words = min(left.bit_length() * right, MAX_INT_BITS) // 64 + 1
+                self.charge(words * words)
+            else:
+                self.charge(words_l + words_r)
+        elif isinstance(op, (ast.FloorDiv, ast.Mod, ast.Div)):
+            self.charge(words_l * words_r)
+        else:
+            self.charge(words_l + words_r)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
-        return _UNARY_OPS[type(node.op)](self.eval(node.operand))
+        operand = self.eval(node.operand)
+        if isinstance(operand, int):
+            self.charge(_words(operand))
+        return _UNARY_OPS[type(node.op)](operand)
 
     def _Compare(self, node: ast.Compare) -> bool:
         left = self.eval(node.left)
         for op, comparator in zip(node.ops, node.comparators, strict=True):
             right = self.eval(comparator)
+            self._charge_compare(op, left, right)
             if not _CMP_OPS[type(op)](left, right):
                 return False
             left = right
         return True
+
+    def _charge_compare(self, op: ast.cmpop, left: Any, right: Any) -> None:
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            return
+        if isinstance(op, (ast.In, ast.NotIn)):
+            if isinstance(right, (set, frozenset, dict, type({}.keys()))):
+                self.deep(left)  # hashed, then one comparison
+            elif isinstance(right, str):
+                self.charge(len(right) + (len(left) if isinstance(left, str) else 0))
+            else:  # a scan: every element is compared with the needle
+                self.deep(right)
+                self.deep(left)
+            return
+        self.deep(left)  # ==, <, ... walk both values
+        self.deep(right)
 
     def _IfExp(self, node: ast.IfExp) -> Any:
         return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
@@ -376,13 +437,27 @@ class _Interpreter:
         return [self.eval(e) for e in node.elts]
 
     def _Set(self, node: ast.Set) -> set[Any]:
-        return {self.eval(e) for e in node.elts}
+        return self._hashed([self.eval(e) for e in node.elts])
 
     def _Dict(self, node: ast.Dict) -> dict[Any, Any]:
-        return {self.eval(k): self.eval(v) for k, v in zip(node.keys, node.values, strict=True)}
+        pairs = [(self.eval(k), self.eval(v)) for k, v in zip(node.keys, node.values, strict=True)]
+        self._hashed([k for k, _ in pairs])
+        return dict(pairs)
+
+    def _hashed(self, items: list[Any]) -> set[Any]:
+        """A set of ``items``, charged for hashing them (a tuple's hash is not cached)."""
+        for item in items:
+            self.deep(item)
+        return set(items)
 
     def _Subscript(self, node: ast.Subscript) -> Any:
-        return self.eval(node.value)[self.eval(node.slice)]
+        container, key = self.eval(node.value), self.eval(node.slice)
+        if isinstance(container, dict):
+            self.deep(key)
+        result = container[key]
+        if isinstance(key, slice) and isinstance(result, (str, list, tuple)):
+            self.charge(len(result))  # a slice is a copy
+        return result
 
     def _Slice(self, node: ast.Slice) -> slice:
         parts = (node.lower, node.upper, node.step)
@@ -399,6 +474,11 @@ class _Interpreter:
                     f"calling '{func.attr}' on a value of type {type(obj).__name__} is not allowed"
                 )
             args, kwargs = self._arguments(node)
+            # A method scans its object (and its arguments): count, find, split,
+            # index, copy, issubset...; what it builds is charged below.
+            self.charge(len(obj) if hasattr(obj, "__len__") else 1)
+            for value in (*args, *kwargs.values()):
+                self.deep(value)
             if isinstance(obj, str):
                 args = self._check_str_method_size(obj, func.attr, args)
             return getattr(obj, func.attr)(*args, **kwargs)
@@ -406,14 +486,25 @@ class _Interpreter:
         if id(target) not in _SAFE_BUILTIN_IDS:
             raise _Denied(f"calling {target!r} is not allowed")
         args, kwargs = self._arguments(node)
-        for arg in args:
+        for arg in (*args, *kwargs.values()):
             # str()/sorted()/min() work on the whole nested value: [big] * 1000 is
             # cheap to build (1000 references) but not to print or to sort.
-            self.charge(_deep_size(arg, MAX_SIZE - self.size + 1))
+            size = self.deep(arg)
+            if target is sorted:  # n log n comparisons
+                self.charge(size * max(size, 1).bit_length())
+            elif kwargs.get("key") is not None:  # the key is called on every item
+                self.charge(size)
         key = kwargs.get("key")
         if key is not None and id(key) not in _SAFE_BUILTIN_IDS:
             raise _Denied("key= must be one of the allowed builtins, e.g. key=len")
-        return target(*args, **kwargs)
+        if target is round:
+            digits = args[1] if len(args) > 1 else kwargs.get("ndigits")
+            if isinstance(digits, int) and abs(digits) > MAX_ROUND_DIGITS:
+                raise _Denied(f"round() to {_short(digits)} digits is not allowed")
+        result = target(*args, **kwargs)
+        if isinstance(result, int) and result.bit_length() > MAX_INT_BITS:
+            raise _Denied(f"an integer of more than {MAX_INT_BITS} bits is too large")
+        return result
 
     def _arguments(self, node: ast.Call) -> tuple[list[Any], dict[str, Any]]:
         args = [self.eval(a) for a in node.args]
@@ -458,6 +549,8 @@ class _Interpreter:
             self.scope[target.id] = value
             return
         assert isinstance(target, (ast.Tuple, ast.List))  # guaranteed by _Checker
+        if hasattr(value, "__len__"):
+            self.charge(len(value))  # unpacking copies it
         values = list(value)
         if len(values) != len(target.elts):
             raise ValueError(f"cannot unpack {len(values)} values into {len(target.elts)}")
@@ -477,7 +570,7 @@ class _Interpreter:
         return self._collect(node.generators, lambda: self.eval(node.elt))
 
     def _SetComp(self, node: ast.SetComp) -> set[Any]:
-        return set(self._collect(node.generators, lambda: self.eval(node.elt)))
+        return self._hashed(self._collect(node.generators, lambda: self.eval(node.elt)))
 
     def _GeneratorExp(self, node: ast.GeneratorExp) -> Any:
         # Eager, but still an iterator so len(genexp) fails as it would in Python.
@@ -485,6 +578,7 @@ class _Interpreter:
 
     def _DictComp(self, node: ast.DictComp) -> dict[Any, Any]:
         pairs = self._collect(node.generators, lambda: (self.eval(node.key), self.eval(node.value)))
+        self._hashed([k for k, _ in pairs])
         return dict(pairs)
 
 
@@ -500,11 +594,40 @@ def _deep_size(value: Any, limit: int) -> int:
             stack.extend(item.items())
         elif isinstance(item, (list, tuple, set, frozenset, *_VIEW_TYPES)):
             total += len(item)
-            if total <= limit:
+            if total > limit:
+                break
+            # Flat collections of strings or small numbers are counted at C speed: the
+            # counting itself must stay cheaper than the work it bounds.
+            kinds = set(map(type, item))
+            if kinds <= {str}:
+                total += sum(map(len, item))
+            elif kinds <= {int, bool} and max(map(int.bit_length, item), default=0) <= 128:
+                total += len(item)
+            elif kinds <= {float, bool, type(None)}:
+                total += len(item)
+            else:
                 stack.extend(item)
+        elif isinstance(item, int) and item.bit_length() > 128:
+            total += _int_cost(item)
         else:
             total += 1
     return total
+
+
+def _words(value: int) -> int:
+    """64-bit words of an integer (at least 1)."""
+    return value.bit_length() // 64 + 1
+
+
+def _int_cost(value: int) -> int:
+    """What converting or comparing an integer costs: str(int) is quadratic."""
+    words = _words(value)
+    return words * words // 4 + 1
+
+
+def _short(value: int) -> str:
+    """An integer for a message: never thousands of digits."""
+    return str(value) if value.bit_length() <= 64 else f"<an integer of {value.bit_length()} bits>"
 
 
 # ------------------------------------------------------------------------------------

@@ -20,12 +20,14 @@ section (as in the 2015 tool, where ConfigParser looked at the section before DE
 
 from __future__ import annotations
 
+import ast
 import base64
 import binascii
 import configparser
 import difflib
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -460,6 +462,14 @@ def _check_option(section: str, option: str, where: str) -> None:
         )
     if option in misplaced:
         raise ConfigError(f"{where}: '{option}' belongs in [main], not in a target section")
+    if len(option.split()) > 1:
+        # "password s3cr3t: x" is read as an option named "password s3cr3t": a line
+        # whose '=' is missing. Its first word only: the rest may be a secret.
+        word = option.split()[0]
+        where = where.replace(option, f"{word} ...")
+        raise ConfigError(
+            f"{where}: '{word} ...' is not 'option = value' (value not shown)"
+        )
     close = difflib.get_close_matches(option, sorted(allowed), n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
     raise ConfigError(f"{where}: unknown option '{option}'{hint}")
@@ -516,7 +526,7 @@ def _read_file(path: str, text: str) -> dict[str, _Section]:
     try:
         parser.read_string(text, source=path)
     except configparser.Error as exc:
-        raise ConfigError(f"[{path}]: cannot parse: {' '.join(str(exc).split())}") from None
+        raise ConfigError(f"[{path}]: cannot parse: {_parse_error(exc)}") from None
     sections: dict[str, _Section] = {}
     for name in parser.sections():
         _check_section_name(name, path)
@@ -529,12 +539,58 @@ def _read_file(path: str, text: str) -> dict[str, _Section]:
     return sections
 
 
+# Options whose value is a secret: never shown in any message, even a line that could
+# not be parsed (``password s3cr3t`` without its '=').
+SECRET_OPTIONS = frozenset({"password", "credential", "application_credential_secret"})
+
+
+def _parse_error(exc: configparser.Error) -> str:
+    """configparser's message without the text of the lines (a secret could be there)."""
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (
+            f"line {exc.lineno}: {_shown_line(exc.line)} comes before any [section] header "
+            "(the file starts with [main] or [DEFAULT])"
+        )
+    if isinstance(exc, configparser.ParsingError):
+        return "; ".join(
+            # configparser keeps repr(line) there
+            f"line {lineno}: {_shown_line(_unrepr(line))} is not 'option = value'"
+            for lineno, line in exc.errors
+        )
+    if isinstance(exc, (configparser.DuplicateOptionError, configparser.DuplicateSectionError)):
+        # names only: "option 'password' in section 'master' already exists"
+        return " ".join(str(exc).split())
+    return type(exc).__name__
+
+
+def _unrepr(text: str) -> str:
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+    return value if isinstance(value, str) else text
+
+
+def _shown_line(line: str) -> str:
+    """A line as it may be shown: whole when it starts with a known option that is no
+    secret (or a section header), else only its first word when that is an option."""
+    text = line.strip()
+    word = re.split(r"[\s=:]", text, maxsplit=1)[0].lower()
+    if text.startswith("[") or (word in _PARSERS and word not in SECRET_OPTIONS):
+        return repr(text)
+    if word in SECRET_OPTIONS:
+        return f"'{word} ...' (value not shown)"
+    return "a line (not shown: it may hold a secret)"
+
+
 def _apply_overrides(layers: _Layers, overrides: Iterable[str]) -> None:
     for token in overrides:
         key, sep, raw = token.partition("=")  # the first '=' only: values may hold '='
         key = key.strip()
-        if not sep or not key:
+        if not sep:
             raise ConfigError(f"--config expects key=value, got {token!r}")
+        if not key:  # the value is not shown: it may be a secret
+            raise ConfigError("--config expects key=value, got a value with no key before '='")
         section, dot, option = key.partition(".")  # first dot only: 'a.b.c' -> [a] b.c
         if not dot:
             section, option = DEFAULT, key

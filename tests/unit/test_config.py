@@ -694,8 +694,8 @@ def test_a_colon_in_a_target_name_is_an_error(write):
 
 def test_unparsable_file_is_a_config_error(write):
     path = write("master_region = R\n")
-    with pytest.raises(ConfigError, match=f"^\\[{path}\\]: cannot parse: File contains no "
-                                          "section headers"):
+    with pytest.raises(ConfigError, match=f"^\\[{path}\\]: cannot parse: line 1: "
+                                          "'master_region = R' comes before any"):
         load_settings(path, environ={})
 
 
