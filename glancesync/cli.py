@@ -5,16 +5,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import json
 import logging
 import os
 import sys
+import time
 
-from glancesync import __version__, lock, logsetup
+from glancesync import __version__, lock, logsetup, report
 from glancesync.config import Settings, load_settings, validate_credentials
 from glancesync.exceptions import (
     EXIT_BROKEN_PIPE,
     EXIT_OK,
+    EXIT_PENDING,
     EXIT_REGION_FAILED,
     EXIT_USAGE,
     ConfigError,
@@ -84,7 +85,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--format",
         choices=("csv", "json"),
         default="csv",
-        help="output format of --show-status (default csv: status,region,image)",
+        help="what goes to stdout. csv (default): the --show-status lines "
+        "status,region,image, the --show-regions line, the --make-backups directory; a "
+        "sync prints only log lines (stderr). json: one JSON document for every mode "
+        "(status, regions, backup, and the run report of a sync or --dry-run: what was or "
+        "would be done, per region and in total)",
+    )
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="after a sync or --dry-run, write its JSON run report to FILE (replaced "
+        "atomically), for cron jobs and monitoring",
+    )
+    parser.add_argument(
+        "--metrics-file",
+        metavar="FILE",
+        help="after a sync, write Prometheus metrics to FILE (replaced atomically; e.g. "
+        "node_exporter's textfile directory, FILE ending in .prom): last success time, "
+        "per-region results, bytes, durations",
+    )
+    parser.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help=f"with --show-status or --dry-run: exit {EXIT_PENDING} when a sync would "
+        "change something (0: nothing to do, 1: a region failed, 3: nothing to do but "
+        "images need the operator)",
     )
     parser.add_argument(
         "--lock-file",
@@ -149,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     try:
+        check_options(args)
         with stop_on_signals():
             code = run(args)
         sys.stdout.flush()  # here, where a closed pipe is handled, not at exit
@@ -177,13 +203,23 @@ def run(args: argparse.Namespace) -> int:
         return _run(args, settings)
 
 
-def _run(args: argparse.Namespace, settings: Settings) -> int:
-    runner = Runner(settings, facade_factory(settings, args.offline))
-    if args.show_regions:
-        print(runner.show_regions(), flush=True)
-        return EXIT_REGION_FAILED if runner.failed_targets else EXIT_OK
+def check_options(args: argparse.Namespace) -> None:
+    """Options that mean nothing in the chosen mode are refused, not silently ignored."""
+    sync = not (args.show_status or args.show_regions or args.make_backups)
+    if args.detailed_exitcode and not (args.show_status or args.dry_run):
+        raise ConfigError("--detailed-exitcode applies to --show-status and --dry-run only")
+    if args.report and not sync:
+        raise ConfigError("--report applies to a sync or a --dry-run only")
+    if args.metrics_file and not (sync and not args.dry_run):
+        raise ConfigError(
+            "--metrics-file applies to a sync only (a dry run or a status is no sync: it "
+            "would overwrite the last sync's metrics)"
+        )
+
+
+def _regions(args: argparse.Namespace, compute):
     try:
-        refs = runner.region_list(args.regions)
+        return compute(args.regions)
     except ConfigError as exc:
         if not args.after_config:
             raise
@@ -191,12 +227,39 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             f"{exc} ({' '.join(args.after_config)}: typed after --config, which expects "
             "KEY=VALUE; put regions first, or after --)"
         ) from None
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    runner = Runner(settings, facade_factory(settings, args.offline))
+    if args.show_regions:
+        in_run, others = _regions(args, runner.show_regions)
+        if args.format == "json":
+            document = {
+                "kind": "regions",
+                "master_region": settings.master_region,
+                "regions": in_run,
+                "other_regions": others,
+            }
+            sys.stdout.write(report.dumps(document))
+        else:
+            print(" ".join(in_run), flush=True)
+        return EXIT_REGION_FAILED if runner.failed_targets else EXIT_OK
+    refs = _regions(args, runner.region_list)
     if args.show_status:
         plans, code = runner.status(refs)
-        print_status(plans, args.format)
+        pending = any(plan.has_work for plan in plans)
+        print_status(plans, args.format, pending)
+        if args.detailed_exitcode and pending and code != EXIT_REGION_FAILED:
+            return EXIT_PENDING
         return code
     if args.make_backups:
-        return runner.make_backups(refs, args.backup_dir)
+        code = runner.make_backups(refs, args.backup_dir)
+        if args.format == "json":
+            document = {"kind": "backup", "directory": runner.backup_dir, "exit_code": code}
+            sys.stdout.write(report.dumps(document))
+        elif runner.backup_dir:
+            print(runner.backup_dir, flush=True)  # a script can `cd "$(glancesync ...)"`
+        return code
     if args.parallel:
 
         def sync(refs: list[RegionRef], dry_run: bool) -> int:
@@ -204,10 +267,44 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     else:
         sync = runner.sync
+    code, error = EXIT_REGION_FAILED, None
     try:
-        return sync(refs, args.dry_run)
+        code = sync(refs, args.dry_run)
+        if args.detailed_exitcode and code != EXIT_REGION_FAILED and runner.last_run:
+            if any(result.has_work for result in runner.last_run.results):
+                code = EXIT_PENDING
+        return code
+    except (GlanceSyncError, Interrupted) as exc:
+        code, error = exc.exit_code, str(exc)
+        raise
     finally:
         runner.close()
+        if runner.last_run is not None:
+            write_outputs(args, runner.last_run, code, error)
+
+
+def write_outputs(args: argparse.Namespace, run: report.Run, code: int, error: str | None) -> None:
+    """The run report (stdout with --format json, --report) and the metrics file."""
+    run.exit_code = code
+    run.error = error
+    run.finished = run.finished or time.time()
+    document = report.run_report(run)
+    if args.format == "json":
+        sys.stdout.write(report.dumps(document))
+        sys.stdout.flush()
+    for path, text, what in (
+        (args.report, lambda: report.dumps(document), "report"),
+        (args.metrics_file, lambda: report.metrics_text(run, report.previous_success(
+            args.metrics_file)), "metrics file"),
+    ):
+        if not path:
+            continue
+        try:
+            report.write_atomic(path, text())
+        except OSError as exc:
+            log.error(f"cannot write the {what} {path}: {exc.strerror or exc}")
+            continue
+        log.info(f"Wrote the {what} {os.path.abspath(path)}")
 
 
 def facade_factory(settings: Settings, offline_dir: str | None):
@@ -231,7 +328,7 @@ def facade_factory(settings: Settings, offline_dir: str | None):
     return make
 
 
-def print_status(plans: list[RegionPlan], fmt: str) -> None:
+def print_status(plans: list[RegionPlan], fmt: str, pending: bool) -> None:
     if fmt == "json":
         rows = [
             {
@@ -252,8 +349,8 @@ def print_status(plans: list[RegionPlan], fmt: str) -> None:
             for plan in plans
             for u in plan.obsolete
         ]
-        json.dump({"images": rows, "obsolete": obsolete}, sys.stdout, indent=2)
-        print()
+        document = {"kind": "status", "images": rows, "obsolete": obsolete, "pending": pending}
+        sys.stdout.write(report.dumps(document))
         return
     writer = csv.writer(sys.stdout, lineterminator="\n")
     for plan in plans:

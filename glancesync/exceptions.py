@@ -6,6 +6,7 @@ EXIT_OK = 0
 EXIT_REGION_FAILED = 1
 EXIT_USAGE = 2
 EXIT_NEEDS_OPERATOR = 3
+EXIT_PENDING = 4  # --detailed-exitcode: a sync would change something
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by it
 
 

@@ -15,11 +15,13 @@ owns is how each one is carried out safely:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from glancesync import ami
 from glancesync.config import TargetConfig
@@ -37,9 +39,11 @@ from glancesync.operations import (
     RemoveDuplicate,
     UpdateMetadata,
     UpdateObsolete,
+    as_dict,
 )
 from glancesync.plan import ERROR_AMI, ERROR_CHECKSUM, RegionPlan, ami_changes
 from glancesync.transfer import ImageSource
+from glancesync.units import format_duration, format_rate, format_size
 
 log = logging.getLogger("glancesync")
 
@@ -63,12 +67,17 @@ class RegionResult:
     uploaded_bytes: int = 0
     elapsed: float = 0.0  # seconds
     interrupted: bool = False
+    has_work: bool = False  # the plan had operations (a dry run: a sync would change things)
+    operations: list[dict[str, object]] = field(default_factory=list)  # as operations.as_dict
 
+    def to_dict(self) -> dict[str, object]:
+        """Plain data (a --parallel child hands its result to the parent as JSON)."""
+        return dataclasses.asdict(self)
 
-def format_mb(size: int) -> str:
-    """MB as the old tool printed them (Python 2 str(float): 12 significant digits)."""
-    text = f"{size / 1048576:.12g}"
-    return text if ("." in text or "e" in text) else text + ".0"
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RegionResult:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 class Executor:
@@ -97,6 +106,7 @@ class Executor:
         self.dest_ids = dict(plan.dest_ids)  # grows as copies are put in place
         self.failed_names: set[str] = set()
         self.result = RegionResult(plan.region)
+        self._start = time.monotonic()
 
     def run(self) -> RegionResult:
         for warning in self.plan.warnings:
@@ -104,6 +114,9 @@ class Executor:
         for p in self.plan.upload_order():
             self._warn_operator(p)
         self.result.needs_operator = [f"{p.name} ({p.status})" for p in self.plan.needs_operator]
+        self.result.has_work = self.plan.has_work
+        self.result.operations = [as_dict(op) for op in self.plan.operations]
+        self._start = time.monotonic()
         try:
             for op in self.plan.operations:
                 self._apply(op)
@@ -162,9 +175,10 @@ class Executor:
     def _update_obsolete(self, op: UpdateObsolete) -> None:
         if self.dry_run:
             log.info(f"{self.fullname}: Obsolete image pending to update {op.new_name}")
-            return
-        log.info(f"{self.fullname}: updating obsolete image {op.new_name}")
-        self.facade.update_image(self.region, op.image.id, op.changes)
+        else:
+            log.info(f"{self.fullname}: updating obsolete image {op.new_name}")
+            self.facade.update_image(self.region, op.image.id, op.changes)
+        self.result.metadata_updates += 1
 
     def _update_metadata(self, op: UpdateMetadata) -> None:
         self._update(op.name, op.image, op.changes)
@@ -209,16 +223,18 @@ class Executor:
 
     # -- copies -----------------------------------------------------------------------------
     def _copy(self, op: CopyImage) -> None:
-        mb = format_mb(op.master.size)
+        size = format_size(op.master.size or 0)
+        counter = {REPLACE: "replaced", RENAME: "renamed"}.get(op.kind, "uploaded")
         if op.kind == REPLACE:
-            log.info(f"{self.fullname}: Replacing image {op.name} ({mb} MB)")
+            log.info(f"{self.fullname}: Replacing image {op.name} ({size})")
         elif op.kind == RENAME:
-            log.info(f"{self.fullname}: Renaming and replacing image {op.name} ({mb} MB)")
+            log.info(f"{self.fullname}: Renaming and replacing image {op.name} ({size})")
         elif not self.dry_run:
-            log.info(f"{self.fullname}: Uploading image {op.name} ({mb} MB)")
-        if self.dry_run:
-            log.info(f"{self.fullname}: Pending: {op.name} ({mb} MB)")
-            self.result.uploaded_bytes += op.master.size
+            log.info(f"{self.fullname}: Uploading image {op.name} ({size})")
+        if self.dry_run:  # the counters say what a sync would do
+            log.info(f"{self.fullname}: Pending: {op.name} ({size})")
+            self.result.uploaded_bytes += op.master.size or 0
+            setattr(self.result, counter, getattr(self.result, counter) + 1)
             return
         failed = sorted(n for n in op.ami_refs.values() if n in self.failed_names)
         if failed:
@@ -230,8 +246,7 @@ class Executor:
         self._swap(op, created)
         self.dest_ids[op.name] = created.id
         log.info(f"{self.fullname}: Image uploaded.")
-        self.result.uploaded_bytes += op.master.size
-        counter = {REPLACE: "replaced", RENAME: "renamed"}.get(op.kind, "uploaded")
+        self.result.uploaded_bytes += op.master.size or 0
         setattr(self.result, counter, getattr(self.result, counter) + 1)
 
     def _temporary(self, op: CopyImage) -> Image:
@@ -371,10 +386,18 @@ class Executor:
             names = ", ".join(f.split(":", 1)[0] for f in r.failures)
             log.error(f"{self.fullname}: Region synchronisation failed for: {names}")
         elif self.dry_run and plan.has_work:
-            log.info(f"{self.fullname}: MBs pending : {r.uploaded_bytes // 1048576}")
-        elif not self.dry_run and uploads:
+            copies = r.uploaded + r.replaced + r.renamed
             log.info(
-                f"{self.fullname}: Total uploaded to region: {r.uploaded_bytes // 1048576} (MB)"
+                f"{self.fullname}: Work pending: {format_size(r.uploaded_bytes)} to upload "
+                f"({_count(copies, 'image')}), {_count(r.metadata_updates, 'metadata update')}"
+            )
+        elif not self.dry_run and uploads:
+            copies = r.uploaded + r.replaced + r.renamed
+            seconds = time.monotonic() - self._start
+            log.info(
+                f"{self.fullname}: Total uploaded to region: {format_size(r.uploaded_bytes)} "
+                f"({_count(copies, 'image')}) in {format_duration(seconds)}, "
+                f"{format_rate(r.uploaded_bytes, seconds)}"
             )
         elif not self.dry_run and plan.operations:
             log.info(f"{self.fullname}: Metadata updated, nothing to upload.")
@@ -385,3 +408,7 @@ class Executor:
                 f"{self.fullname}: Region is not fully synchronized; the operator must act "
                 f"on: {', '.join(r.needs_operator)}"
             )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"

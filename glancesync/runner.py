@@ -8,15 +8,18 @@ execute, status report, backup.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from glancesync import backup, logsetup, marker
+from glancesync import backup, logsetup, marker, report
 from glancesync.config import Settings
 from glancesync.exceptions import (
     EXIT_NEEDS_OPERATOR,
@@ -31,6 +34,7 @@ from glancesync.executor import Executor, RegionResult
 from glancesync.facade.base import Facade, region_fullname
 from glancesync.image import Image
 from glancesync.plan import RegionPlan, plan_region
+from glancesync.report import Run
 from glancesync.selection import master_images
 from glancesync.transfer import source_for
 
@@ -67,6 +71,8 @@ class Runner:
         # Targets whose Keystone refused us or whose catalog could not be read: their
         # regions are skipped (and count as failed), the other targets go on.
         self.failed_targets: dict[str, str] = {}
+        self.backup_dir: str | None = None  # made by make_backups
+        self.last_run: Run | None = None  # the last sync or dry run (summary, report, metrics)
 
     @property
     def master_ref(self) -> RegionRef:
@@ -136,10 +142,30 @@ class Runner:
                 )
             refs.append(RegionRef(target, region))
         if not args:
-            refs = self.target_regions("master")
+            refs = self.target_regions("master") + self._preferred_elsewhere()
         if computed:
             refs = preferable_order(refs, self.settings.preferable_order)
         return list(dict.fromkeys(refs))  # a region named twice is synced once
+
+    def _preferred_elsewhere(self) -> list[RegionRef]:
+        """Regions of other targets that ``preferable_order`` names: a run without
+        arguments syncs them too (they are in the list on purpose)."""
+        refs = []
+        for entry in self.settings.preferable_order:
+            target, sep, region = entry.rpartition(":")
+            if not sep or target == "master":
+                continue
+            if target not in self.settings.targets:
+                log.warning(f"preferable_order names {entry}, but there is no target {target}")
+                continue
+            found = [ref for ref in self.target_regions(target) if ref.region == region]
+            if not found and target not in self.failed_targets:
+                log.warning(
+                    f"preferable_order names {entry}, which is not a region of target "
+                    f"{target} (or is in its ignore_regions)"
+                )
+            refs += found
+        return refs
 
     def target_results(self) -> list[RegionResult]:
         """One failed result per unreachable target (its regions could not even be named)."""
@@ -148,10 +174,17 @@ class Runner:
             for target, error in self.failed_targets.items()
         ]
 
-    def show_regions(self) -> str:
-        return " ".join(
-            ref.fullname for t in self.settings.targets for ref in self.target_regions(t)
-        )
+    def show_regions(self, args: list[str] | None = None) -> tuple[list[str], list[str]]:
+        """The regions a run with these region arguments syncs, in its order; and the
+        other regions of every target (which ``target:`` on the command line adds)."""
+        run = self.region_list(list(args or []))
+        others = [
+            ref
+            for target in self.settings.targets
+            for ref in self.target_regions(target)
+            if ref not in run
+        ]
+        return [ref.fullname for ref in run], [ref.fullname for ref in others]
 
     # -- per-region jobs --------------------------------------------------------------
     def plan(self, ref: RegionRef) -> RegionPlan:
@@ -227,34 +260,58 @@ class Runner:
                 marker.end_run(self._run)
                 self._run = None
 
+    def _start_run(self, dry_run: bool) -> Run:
+        self.last_run = Run(dry_run, self.settings.master_region)
+        return self.last_run
+
+    def _finish_run(self, run: Run) -> int:
+        run.results += self.target_results()
+        run.exit_code = exit_code(run.results)
+        run.finished = time.time()
+        report.log_summary(run)
+        return run.exit_code
+
     def sync(self, refs: list[RegionRef], dry_run: bool) -> int:
+        run = self._start_run(dry_run)
         self.master()  # a master that cannot be listed stops the run here
         log.info(f"======Master is {self.settings.master_region}")
-        results = []
         for ref in refs:
             log.info(f"======{ref.fullname}")
-            results.append(self.sync_region(ref, dry_run))
-        return exit_code(results + self.target_results())
+            run.results.append(self.sync_region(ref, dry_run))
+        return self._finish_run(run)
 
     def sync_parallel(self, refs: list[RegionRef], dry_run: bool, base: str = ".") -> int:
+        run = self._start_run(dry_run)
         self.master()  # listed once, inherited by the children
         logdir = _unique_dir(os.path.join(base, datetime.now().strftime("sync_%Y%m%d_%H%M%S")))
+        run.log_dir = os.path.abspath(logdir)
         log.info(f"======Master is {self.settings.master_region}")
-        log.info(f"Log files of the regions: {os.path.abspath(logdir)}")
+        log.info(f"Log files of the regions: {run.log_dir}")
         running: dict[int, RegionRef] = {}
-        codes: list[int] = []
+        codes: dict[RegionRef, int] = {}
+        # Each child writes its RegionResult there as JSON: the parent's summary, report
+        # and metrics need them, and a file cannot block a child like a full pipe can.
+        results_dir = tempfile.mkdtemp(prefix="glancesync-results-")
+
+        def result_path(ref: RegionRef) -> str:
+            return os.path.join(results_dir, f"{refs.index(ref)}.json")
+
+        def wait() -> None:
+            ref, code = self._wait_child(running)
+            codes[ref] = code
+
         try:
             for ref in refs:
                 while len(running) >= self.settings.max_children:
-                    codes.append(self._wait_child(running))
+                    wait()
                 sys.stdout.flush()
                 sys.stderr.flush()
                 pid = os.fork()
                 if pid == 0:  # child
-                    os._exit(self._child(ref, dry_run, logdir))
+                    os._exit(self._child(ref, dry_run, logdir, result_path(ref)))
                 running[pid] = ref
             while running:
-                codes.append(self._wait_child(running))
+                wait()
         except Interrupted as exc:
             # Children clean up their own copy in flight: tell them (a plain `kill` of
             # this process reaches no child) and wait until each one has.
@@ -262,18 +319,26 @@ class Runner:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, exc.signum)
             while running:
-                self._wait_child(running)
+                wait()
+            run.results = [_child_result(ref, codes, result_path(ref)) for ref in codes]
             raise
+        finally:
+            if not running:
+                run.results = [_child_result(ref, codes, result_path(ref)) for ref in codes]
+                run.results.sort(key=lambda r: _index(refs, r.region))
+                shutil.rmtree(results_dir, ignore_errors=True)
         log.info("All is done.")
-        codes += [EXIT_REGION_FAILED for _ in self.failed_targets]
-        return max(codes, key=_severity, default=EXIT_OK)
+        return self._finish_run(run)
 
-    def _child(self, ref: RegionRef, dry_run: bool, logdir: str) -> int:
+    def _child(self, ref: RegionRef, dry_run: bool, logdir: str, result_path: str) -> int:
         try:
             # Connections of the parent must not be shared: new facades in the child.
             self._facades.clear()
             logsetup.redirect_to_file(os.path.join(logdir, f"{ref.fullname}.txt"))
-            return exit_code([self.sync_region(ref, dry_run)])
+            result = self.sync_region(ref, dry_run)
+            with open(result_path, "w", encoding="utf-8") as f:
+                json.dump(result.to_dict(), f)
+            return exit_code([result])
         except GlanceSyncError as exc:
             log.error(str(exc))
             return exc.exit_code
@@ -287,7 +352,7 @@ class Runner:
             self.close()
 
     @staticmethod
-    def _wait_child(running: dict[int, RegionRef]) -> int:
+    def _wait_child(running: dict[int, RegionRef]) -> tuple[RegionRef, int]:
         while True:
             pid, status = os.wait()
             if pid in running:
@@ -299,7 +364,7 @@ class Runner:
             code, " with errors"
         )
         log.info(f"Region {ref.fullname} has finished{suffix}")
-        return code
+        return ref, code
 
     def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
         self.master()
@@ -347,9 +412,8 @@ class Runner:
                 failed = True
                 continue
             log.info(f"Backup of region {ref.fullname}")
-        directory = os.path.abspath(directory)
-        log.info(f"Backup directory: {directory}")
-        print(directory, flush=True)  # data: a script can `cd "$(glancesync --make-backups)"`
+        self.backup_dir = os.path.abspath(directory)
+        log.info(f"Backup directory: {self.backup_dir}")
         return EXIT_REGION_FAILED if failed else EXIT_OK
 
 
@@ -366,8 +430,25 @@ def preferable_order(refs: list[RegionRef], order: tuple[str, ...]) -> list[Regi
     return first + rest
 
 
-def _severity(code: int) -> int:
-    return {EXIT_OK: 0, EXIT_NEEDS_OPERATOR: 1}.get(code, 2)
+def _child_result(ref: RegionRef, codes: dict[RegionRef, int], path: str) -> RegionResult:
+    """What a --parallel child reported; a child that died before it could say (killed,
+    a crash) is a failed region with its exit status as the error."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return RegionResult.from_dict(json.load(f))
+    except (OSError, ValueError, TypeError):
+        code = codes.get(ref, EXIT_REGION_FAILED)
+        return RegionResult(
+            ref.fullname,
+            failed=True,
+            interrupted=code > 128,
+            error=f"its process ended with exit code {code} before reporting",
+        )
+
+
+def _index(refs: list[RegionRef], fullname: str) -> int:
+    names = [ref.fullname for ref in refs]
+    return names.index(fullname) if fullname in names else len(names)
 
 
 def _unique_dir(path: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 from glancesync.exceptions import SourceMismatch
 from glancesync.facade.base import Facade
 from glancesync.image import Image
+from glancesync.units import format_rate, format_size
 
 CHUNK_SIZE = 1024 * 1024
 PROGRESS_LOG_INTERVAL = 30.0  # seconds between progress lines when not on a terminal
@@ -229,7 +230,7 @@ class _BarProgress:
         self._bar: Any = tqdm(
             total=source.master.size or None,
             desc=str(source.master.name),
-            unit="B",
+            unit="iB",  # with unit_divisor=1024: KiB, MiB, GiB, as the log lines write
             unit_scale=True,
             unit_divisor=1024,
             leave=False,  # the executor logs the outcome; a finished bar is noise
@@ -257,15 +258,14 @@ class _LogProgress:
         self._last = now
         done = self._source.bytes_read
         total = self._source.master.size
-        rate = done / 1e6 / max(now - self._start, 1e-9)
         share = f"{100 * done // total}% of " if total else ""
         LOG.info(
-            "Transferring %s from %s: %s%d MB, %.1f MB/s",
+            "Transferring %s from %s: %s%s, %s",
             self._source.master.name,
             self._source.description,
             share,
-            (total or done) // 1_000_000,
-            rate,
+            format_size(total or done),
+            format_rate(done, now - self._start),
         )
 
     def close(self) -> None:

@@ -228,7 +228,8 @@ def test_upload_off_a_terminal_logs_progress_lines(testbed, master, monkeypatch,
                             source_for(source_image, None, master, "Master"))
 
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Transferring")]
-    assert lines[-1].startswith("Transferring logged from master region Master: 100% of 3 MB, ")
+    assert lines[-1].startswith("Transferring logged from master region Master: 100% of 3.0 MiB, ")
+    assert lines[-1].endswith("/s")  # a rate in the same units: "12.3 MiB/s"
 
 
 def test_upload_of_bytes_that_are_not_the_masters_is_aborted_before_activation(

@@ -174,7 +174,7 @@ def test_version(capsys):
 def test_sync_of_a_region_exits_0(fed, capsys):
     code, out, err = run_main(capsys, *gs(fed, "Burgos"))
     assert (code, out) == (0, "")  # log lines go to stderr
-    assert "INFO:Burgos: Uploading image cirros (12.6533203125 MB)" in err
+    assert "INFO:Burgos: Uploading image cirros (12.7 MiB)" in err
     assert names(fed, "Burgos") == ["base_debian_12", "cirros"]
     code, _, err = run_main(capsys, *gs(fed, "Burgos"))
     assert code == 0
@@ -349,9 +349,14 @@ def test_config_override_beats_the_file(fed, capsys):
 # -- --show-regions and --show-status ----------------------------------------------------
 
 
-def test_show_regions_lists_targets_without_master_region_and_ignored_ones(fed, capsys):
+def test_show_regions_lists_the_run_in_its_order(fed, capsys):
+    # No master region, no ignored one; preferable_order (Caceres) first.
     code, out, _ = run_main(capsys, *gs(fed, "--show-regions"))
-    assert (code, out) == (0, "Burgos Caceres other:Madrid\n")
+    assert (code, out) == (0, "Caceres Burgos\n")
+    code, out, _ = run_main(capsys, *gs(fed, "--show-regions", "master:", "other:"))
+    assert (code, out) == (0, "Caceres Burgos other:Madrid\n")
+    code, out, _ = run_main(capsys, *gs(fed, "--show-regions", "other:Madrid", "Burgos"))
+    assert (code, out) == (0, "other:Madrid Burgos\n")  # typed: the order typed
 
 
 def test_show_status_csv_is_status_region_image(fed, capsys):
@@ -389,8 +394,8 @@ def test_show_status_and_dry_run_write_nothing(fed, capsys):
     run_main(capsys, *gs(fed, "--show-status", "master:", "other:"))
     code, _, out = run_main(capsys, *gs(fed, "--dry-run", "master:", "other:"))
     assert code == 3
-    assert "INFO:Burgos: Pending: cirros (12.6533203125 MB)" in out
-    assert "INFO:Burgos: MBs pending : 1036" in out
+    assert "INFO:Burgos: Pending: cirros (12.7 MiB)" in out
+    assert "INFO:Burgos: Work pending: 1.0 GiB to upload (2 images), 0 metadata updates" in out
     assert snapshot(fed / "regions") == before
 
 
@@ -454,8 +459,8 @@ def test_parallel_logs_each_region_to_its_file(fed, children):
     for text in files.values():
         logs(text)  # timestamped
     assert sorted(files) == ["Burgos.txt", "Caceres.txt", "other:Madrid.txt"]
-    assert "INFO:Burgos: Uploading image cirros (12.6533203125 MB)" in files["Burgos.txt"]
-    assert "INFO:Burgos: Total uploaded to region: 1036 (MB)" in files["Burgos.txt"]
+    assert "INFO:Burgos: Uploading image cirros (12.7 MiB)" in files["Burgos.txt"]
+    assert "INFO:Burgos: Total uploaded to region: 1.0 GiB (2 images) in " in files["Burgos.txt"]
     assert "WARNING:Image base_debian_12 has a different checksum" in files["Caceres.txt"]
     assert "INFO:other:Madrid: Image uploaded." in files["other:Madrid.txt"]
     assert names(fed, "other:Madrid") == ["base_debian_12", "cirros"]
@@ -479,7 +484,7 @@ def test_parallel_dry_run_writes_nothing(fed):
     process = run_cli(fed, *gs(fed, "--parallel", "--dry-run", "Burgos", "other:Madrid"))
     assert process.returncode == 0, process.stdout + process.stderr
     assert snapshot(fed / "regions") == before
-    assert "INFO:Burgos: Pending: base_debian_12 (1024.0 MB)" in parallel_logs(fed)["Burgos.txt"]
+    assert "INFO:Burgos: Pending: base_debian_12 (1.0 GiB)" in parallel_logs(fed)["Burgos.txt"]
 
 
 # -- one run at a time -----------------------------------------------------------------------
@@ -523,13 +528,13 @@ def test_scripts_sync_py_works_like_glancesync(fed):
     assert classic.returncode == 3
     synced = run_cli(fed, *gs(fed, "Burgos"), script=script)
     assert synced.returncode == 0
-    assert "INFO:Burgos: Total uploaded to region: 1036 (MB)" in synced.stderr
+    assert "INFO:Burgos: Total uploaded to region: 1.0 GiB (2 images) in " in synced.stderr
 
 
 def test_parallel_does_not_turn_other_modes_into_a_sync(fed, capsys):
     before = snapshot(fed / "regions")
     code, out, _ = run_main(capsys, *gs(fed, "--parallel", "--show-regions"))
-    assert (code, out) == (0, "Burgos Caceres other:Madrid\n")
+    assert (code, out) == (0, "Caceres Burgos\n")
     code, out, _ = run_main(capsys, *gs(fed, "--parallel", "--show-status", "Burgos"))
     assert (code, out) == (
         0,

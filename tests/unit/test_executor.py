@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -266,7 +267,7 @@ def test_replace_uploads_the_new_copy_and_deletes_the_old_one(fed, log):
     assert list(fed.burgos()) == ["debian"]
     new = fed.burgos()["debian"]
     assert (new.id, new.checksum, new.properties) == ("1$debian", master.checksum, {"nid": "2"})
-    assert "INFO:Burgos: Replacing image debian (1.0 MB)" in lines(log)
+    assert "INFO:Burgos: Replacing image debian (1.0 MiB)" in lines(log)
 
 
 def test_rename_keeps_the_old_copy_private_with_its_properties_and_ami_refs(fed, log):
@@ -289,7 +290,7 @@ def test_rename_keeps_the_old_copy_private_with_its_properties_and_ami_refs(fed,
     assert renamed.properties == {"type": "ami-old", "kernel_id": "bur-kernel"}
     assert burgos["ami"].properties == {"type": "ami", "kernel_id": "bur-kernel"}
     assert burgos["ami"].checksum == ami.checksum
-    assert "INFO:Burgos: Renaming and replacing image ami (1.0 MB)" in lines(log)
+    assert "INFO:Burgos: Renaming and replacing image ami (1.0 MiB)" in lines(log)
 
 
 def test_rename_picks_a_free_old_name(fed):
@@ -467,16 +468,18 @@ def test_dry_run_makes_no_write_in_any_phase(fed, log):
     assert lines(log) == [
         "INFO:Burgos: Obsolete image pending to update gone_obsolete",
         "INFO:Burgos: Image pending to update the metadata meta",
-        "INFO:Burgos: Replacing image kernel (3.0 MB)",
-        "INFO:Burgos: Pending: kernel (3.0 MB)",
-        "INFO:Burgos: Renaming and replacing image move (1.0 MB)",
-        "INFO:Burgos: Pending: move (1.0 MB)",
-        "INFO:Burgos: Pending: new (1.0 MB)",
-        "INFO:Burgos: Replacing image swap (1.0 MB)",
-        "INFO:Burgos: Pending: swap (1.0 MB)",
+        "INFO:Burgos: Replacing image kernel (3.0 MiB)",
+        "INFO:Burgos: Pending: kernel (3.0 MiB)",
+        "INFO:Burgos: Renaming and replacing image move (1.0 MiB)",
+        "INFO:Burgos: Pending: move (1.0 MiB)",
+        "INFO:Burgos: Pending: new (1.0 MiB)",
+        "INFO:Burgos: Replacing image swap (1.0 MiB)",
+        "INFO:Burgos: Pending: swap (1.0 MiB)",
         "INFO:Burgos: Image pending to update the metadata ami",
-        "INFO:Burgos: MBs pending : 6",
+        "INFO:Burgos: Work pending: 6.0 MiB to upload (4 images), 3 metadata updates",
     ]
+    assert (result.uploaded, result.replaced, result.renamed) == (1, 2, 1)  # would be
+    assert (result.metadata_updates, result.uploaded_bytes) == (3, 6 * 1048576)
     # The same plan applied for real does all of it.
     result = fed.sync(target, facade=facade)
     assert not result.failed and facade.writes
@@ -528,11 +531,15 @@ def test_ami_ids_are_set_after_the_kernel_is_replaced(fed, log):
         "ramdisk_id": "bur-ramdisk",
         "local": "x",  # outside metadata_set: local, kept
     }
-    assert lines(log)[-3:] == [
+    assert lines(log)[-3:-1] == [
         "INFO:Burgos: Image uploaded.",
         "INFO:Burgos: Updating the metadata of image ami",
-        "INFO:Burgos: Total uploaded to region: 5 (MB)",
     ]
+    assert re.fullmatch(
+        r"INFO:Burgos: Total uploaded to region: 5\.0 MiB \(1 image\) in \d+\.\d s, "
+        r"([\d.]+ [KMGT]?i?B/s|-)",
+        lines(log)[-1],
+    ), lines(log)[-1]
 
 
 # -- leftovers, foreign and hidden images ------------------------------------------------------
