@@ -22,7 +22,6 @@ size without reading any bytes, and download is refused.
 
 from __future__ import annotations
 
-import copy
 import os
 import stat
 import threading
@@ -60,9 +59,11 @@ def _detached(image: Image) -> Image:
     """A copy the caller may keep or change without changing the facade's state.
 
     Only ``properties`` is mutable in an Image, so a shallow copy with its own dict is
-    enough, and is what keeps listing a region of thousands of images cheap.
+    enough; made without __init__ (whose checks the image passed already), it keeps
+    listing a region of thousands of images cheap.
     """
-    clone = copy.copy(image)
+    clone = object.__new__(Image)
+    clone.__dict__.update(image.__dict__)
     clone.properties = dict(image.properties)
     return clone
 

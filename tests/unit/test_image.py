@@ -267,3 +267,50 @@ def test_constructor_copies_the_properties_it_is_given() -> None:
     image = Image(id="1", name="n", properties=props)
     props["type"] = "changed"
     assert image.properties == {"type": "ngimages"}
+
+
+# Properties fields as repr() writes them (read without literal_eval) and others (read
+# with it): either way the result is exactly literal_eval's, errors included.
+PROPERTY_FIELDS = [
+    "{}",
+    "{'type': 'baseimages', 'nid': '865'}",
+    """{'note': 'has, comma and "quote"', "it's": "a: 'b', c"}""",
+    "{'a': '1', 'a': '2'}",  # a repeated key: the last value, the first place
+    "{'k': ''}",
+    "{'tab': 'a\tb', 'uni': 'ñ – 中'}",
+    "{'esc': 'a\\\\b', 'nl': 'x\\ny'}",  # escapes: literal_eval reads them
+    "{u'type': u'x'}",
+    "{'a': 1, 'b': None}",
+    "{'a':'b'}",
+    "{ 'a': 'b' }",
+    "{'a': 'b',}",
+    "{'a': 'b'} ",
+    "{'a': 'b'}{'c': 'd'}",
+    "{'a': 'b\nc'}",  # a raw newline inside quotes: not a literal
+    "{'a': 'b\x00'}",
+    "{'a' 'b': 'c'}",
+    "{'a': 'b', 'c'}",
+    "['a', 'b']",
+    "{'a': 'b",
+]
+
+
+@pytest.mark.parametrize("field", PROPERTY_FIELDS)
+def test_property_field_is_read_as_literal_eval_reads_it(field: str) -> None:
+    import ast
+
+    row = ["R", "n", "1", "active", "0", "", "", "True", field]
+    try:
+        expected = ast.literal_eval(field.strip())
+    except (ValueError, SyntaxError, TypeError) as exc:
+        with pytest.raises(ValueError, match="properties field is not"):
+            Image.from_csv_row(row)
+        assert exc is not None
+        return
+    if not isinstance(expected, dict):
+        with pytest.raises(ValueError, match="properties field is not a dict"):
+            Image.from_csv_row(row)
+        return
+    properties = Image.from_csv_row(row).properties
+    assert properties == {str(k): str(v) for k, v in expected.items()}
+    assert list(properties) == [str(k) for k in expected]
