@@ -106,6 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="on SIGTERM, how long running tasks get to clean up (default 60)",
     )
+    parser.add_argument(
+        "--lock-file",
+        metavar="FILE",
+        default=os.environ.get("GLANCESYNC_LOCK_FILE"),
+        help="the lock file glancesync runs of this configuration use, if not the default "
+        "(a task holds it while it runs, so that a cron run and a task never overlap)",
+    )
     parser.add_argument("--version", action="version", version=f"glancesync-api {__version__}")
     return parser
 
@@ -180,6 +187,7 @@ def serve(args: argparse.Namespace) -> int:
         max_tasks=args.max_tasks,
         token_cache_ttl=args.token_cache_ttl,
         shutdown_timeout=args.shutdown_timeout,
+        lock_file=args.lock_file,
     )
     # Configuration and database are checked here, once, so that a mistake is one line
     # and exit code 2 instead of a failing server process.

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from glancesync import lock
 from glancesync.api.auth import AuthError, KeystoneLookup, TokenCache, TokenInfo, authorize
 from glancesync.api.db import SYNCING, TaskStore, TaskView, make_engine, this_owner
 from glancesync.api.tasks import INTERRUPTED, TaskPool, owner_is_dead
@@ -51,6 +53,7 @@ class Options:
     max_tasks: int = 2
     token_cache_ttl: float = 300.0
     shutdown_timeout: float = 60.0
+    lock_file: str | None = None  # the CLI's --lock-file, when its runs use one
 
 
 NOAUTH_USER = TokenInfo("noauth", "anonymous", None, None, frozenset(), None)
@@ -67,7 +70,7 @@ class Service:
         # every task builds its own (a sync runs long and must not share a session's state).
         self._facades: dict[str, Facade] = {}
         self._facades_lock = threading.Lock()
-        self.pool = TaskPool(store, self._task_runner, options.max_tasks)
+        self.pool = TaskPool(store, self._task_runner, options.max_tasks, self._run_lock)
         self.tokens: TokenCache | None = None
         if options.auth == "keystone":
             self.tokens = TokenCache(self._token_lookup(), options.token_cache_ttl)
@@ -116,6 +119,15 @@ class Service:
             if target not in self._facades:
                 self._facades[target] = self._make_facade(target)
             return self._facades[target]
+
+    def _run_lock(self) -> AbstractContextManager[None]:
+        """The lock a ``glancesync`` run of this configuration takes (as the CLI does)."""
+        if self.options.lock_file:
+            return lock.hold(self.options.lock_file)
+        path = lock.default_lock_path(self.settings, self.options.offline)
+        if self.options.offline:
+            return lock.hold(path)
+        return lock.hold(path, lambda: lock.peer_paths(path))
 
     def _task_runner(self) -> Runner:
         return Runner(self.settings, self._make_facade)

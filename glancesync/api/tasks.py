@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,38 @@ HEARTBEAT_STALE = 4 * HEARTBEAT_SECONDS  # a task not heard of for so long has n
 INTERRUPTED = "interrupted: the server stopped; the operation in progress was cleaned up"
 
 RunnerFactory = Callable[[], Runner]
+LockFactory = Callable[[], AbstractContextManager[None]]
+
+
+class SharedRunLock:
+    """The CLI's run lock of the configuration, held while any task of this process runs.
+
+    A ``glancesync`` run from cron and a task must never write one region at the same
+    time; tasks of one server run side by side (each its own region), as the regions of
+    one ``--parallel`` run do under its single lock. LockError (the task fails, naming
+    the holder) when a CLI run holds it.
+    """
+
+    def __init__(self, make: LockFactory | None) -> None:
+        self._make = make
+        self._held: AbstractContextManager[None] | None = None
+        self._users = 0
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            if self._users == 0 and self._make is not None:
+                held = self._make()
+                held.__enter__()
+                self._held = held
+            self._users += 1
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users == 0 and self._held is not None:
+                held, self._held = self._held, None
+                held.__exit__(None, None, None)
 
 
 class StopTask(Interrupted):
@@ -122,9 +155,16 @@ class TaskPool:
     """``size`` daemon threads taking tasks from a queue (daemon: a task stuck in a socket
     read must not keep a stopped server alive; its task is marked interrupted instead)."""
 
-    def __init__(self, store: TaskStore, make_runner: RunnerFactory, size: int = 2) -> None:
+    def __init__(
+        self,
+        store: TaskStore,
+        make_runner: RunnerFactory,
+        size: int = 2,
+        run_lock: LockFactory | None = None,
+    ) -> None:
         self.store = store
         self.make_runner = make_runner
+        self.run_lock = SharedRunLock(run_lock)
         self.size = size
         self._queue: queue.Queue[_Running | None] = queue.Queue()
         self._active: dict[str, _Running] = {}  # queued or running, by task id
@@ -172,9 +212,12 @@ class TaskPool:
         engine_log.addHandler(handler)
         status, result, message = FAILED, None, INTERRUPTED
         runner: Runner | None = None
+        locked = False
         try:
             try:
                 log.info(f"task {item.task_id}: synchronising {item.ref.fullname}")
+                self.run_lock.acquire()
+                locked = True
                 runner = self.make_runner()
                 with item.lock:
                     item.in_engine = not self._stopping.is_set()
@@ -198,6 +241,8 @@ class TaskPool:
                 item.in_engine = False
                 if runner is not None:
                     runner.close()
+                if locked:
+                    self.run_lock.release()
             log.info(f"task {item.task_id}: {item.ref.fullname} {status}")
         finally:
             engine_log.removeHandler(handler)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from glancesync import lock
 from glancesync.api import main as api_main
 from glancesync.api.app import create_app
 from glancesync.api.auth import AuthError, TokenCache, TokenInfo, authorize, parse_token
@@ -395,3 +396,15 @@ def test_database_password_never_in_messages() -> None:
     with pytest.raises(ConfigError) as caught:
         TaskStore(make_engine("postgresql://u:s3cret@127.0.0.1:1/db")).create_schema()
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
+
+
+def test_a_task_never_overlaps_a_cli_run(make_client, offline: Path) -> None:
+    """A task takes the configuration's run lock, as a ``glancesync`` run does."""
+    client = make_client()
+    with lock.hold(str(offline / ".glancesync.lock")):  # a CLI run in progress
+        task_id = client.post("/regions/other:Madrid", headers=as_admin()).json()["taskId"]
+        doc = wait_task(client, "other:Madrid", task_id)
+    assert doc["status"] == FAILED and "holds" in doc["message"], doc
+    assert doc["result"] is None  # nothing was done
+    task_id = client.post("/regions/other:Madrid", headers=as_admin()).json()["taskId"]
+    assert wait_task(client, "other:Madrid", task_id)["status"] == SYNCED
