@@ -204,7 +204,8 @@ def serve(args: argparse.Namespace) -> int:
         "port": args.port,
         "log_config": log_config(),
         "access_log": True,
-        "timeout_graceful_shutdown": max(options.shutdown_timeout, 1),
+        # requests in flight get a few seconds; the tasks get --shutdown-timeout after that
+        "timeout_graceful_shutdown": min(max(options.shutdown_timeout, 1), 10),
         "server_header": False,
     }
     if args.workers == 1:

@@ -22,7 +22,13 @@ import pytest
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = ["glancesync.conf", "glancesync.cron", "glancesync.service", "glancesync.timer"]
+SAMPLES = [
+    "glancesync.conf",
+    "glancesync.cron",
+    "glancesync.service",
+    "glancesync.timer",
+    "glancesync-api.service",
+]
 # Never copied into the build tree: artifacts of the developer's own work.
 IGNORED = shutil.ignore_patterns(
     ".git",
