@@ -402,7 +402,7 @@ class Runner:
             try:
                 images = self.facade(ref.target).list_images(ref.region)
             except FacadeError as exc:
-                log.error(f"{ref.fullname}: Error retrieving images from region. Cause {exc}")
+                log.error(f"{ref.fullname}:Error retrieving images from region. Cause {exc}")  # 1.7
                 failed = True
                 continue
             try:

@@ -161,3 +161,12 @@ def test_a_closed_stderr_does_not_stop_the_run(fed):
     assert (dry.returncode, dry.stdout) == (3, b"")
     assert sync.returncode == 0
     assert "cirros" in (fed / "regions" / "backup_Burgos.csv").read_text()
+
+
+def test_lines_of_the_old_tool_are_kept_byte_for_byte(fed, capsys):
+    # Scripts grep for these exactly as GlanceSync 1.7 printed them.
+    (fed / "regions" / "backup_Caceres.csv").write_text("Caceres,x\r\n")
+    code, out, err = test_cli.run_main(capsys, *gs(fed, "--make-backups", "Burgos", "Caceres"))
+    assert code == 1
+    assert "INFO:Backup of region Burgos\n" in err
+    assert "\nERROR:Caceres:Error retrieving images from region. Cause Caceres: " in err

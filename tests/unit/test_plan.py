@@ -172,7 +172,7 @@ def test_destination_matching_warnings():
     assert got == {"a": "pending_upload"}
     assert plan.warnings == [
         "Burgos: image a (UUID foreign) is owned by other tenant: other",
-        "Burgos: state of image a with UUID queued is not active: queued",
+        "Burgos: state of image a with UUID queued  is not active: queued",
     ]
     got, _ = statuses([m], [foreign], only_tenant_images=False)
     assert got == {"a": "ok"}
