@@ -27,13 +27,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from glancesync.api.db import FAILED, SYNCED, TaskStore
-from glancesync.exceptions import GlanceSyncError, Interrupted
+from glancesync.exceptions import GlanceSyncError, Interrupted, LockError
 from glancesync.executor import RegionResult
+from glancesync.lock import UnsafeLock
 from glancesync.runner import RegionRef, Runner
 
 log = logging.getLogger("glancesync.api")
 
 LOG_FLUSH_SECONDS = 0.0  # every line at once: GET shows the run as it goes
+LOCK_POLL_SECONDS = 2.0
 HEARTBEAT_SECONDS = 30.0
 HEARTBEAT_STALE = 4 * HEARTBEAT_SECONDS  # a task not heard of for so long has no server
 INTERRUPTED = "interrupted: the server stopped; the operation in progress was cleaned up"
@@ -47,8 +49,8 @@ class SharedRunLock:
 
     A ``glancesync`` run from cron and a task must never write one region at the same
     time; tasks of one server run side by side (each its own region), as the regions of
-    one ``--parallel`` run do under its single lock. LockError (the task fails, naming
-    the holder) when a CLI run holds it.
+    one ``--parallel`` run do under its single lock. While another run holds it (a CLI
+    run, or the tasks of another server process), a task waits, still ``syncing``.
     """
 
     def __init__(self, make: LockFactory | None) -> None:
@@ -57,11 +59,24 @@ class SharedRunLock:
         self._users = 0
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
+    def acquire(self, stopping: threading.Event, waiting: Callable[[str], None]) -> None:
+        """Hold it (or count one more user); StopTask if the server stops meanwhile."""
         with self._lock:
             if self._users == 0 and self._make is not None:
-                held = self._make()
-                held.__enter__()
+                told = False
+                while True:
+                    held = self._make()
+                    try:
+                        held.__enter__()
+                        break
+                    except UnsafeLock:
+                        raise  # a lock file nobody may trust: no waiting fixes that
+                    except LockError as exc:
+                        if not told:
+                            waiting(str(exc))
+                            told = True
+                    if stopping.wait(LOCK_POLL_SECONDS):
+                        raise StopTask()
                 self._held = held
             self._users += 1
 
@@ -216,7 +231,10 @@ class TaskPool:
         try:
             try:
                 log.info(f"task {item.task_id}: synchronising {item.ref.fullname}")
-                self.run_lock.acquire()
+                self.run_lock.acquire(
+                    self._stopping,
+                    lambda why: log.warning(f"{item.ref.fullname}: waiting: {why}"),
+                )
                 locked = True
                 runner = self.make_runner()
                 with item.lock:

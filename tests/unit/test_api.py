@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from glancesync import lock
 from glancesync.api import main as api_main
+from glancesync.api import tasks
 from glancesync.api.app import create_app
 from glancesync.api.auth import AuthError, TokenCache, TokenInfo, authorize, parse_token
 from glancesync.api.db import FAILED, SYNCED, SYNCING, TaskStore, make_engine, this_owner
@@ -398,13 +399,25 @@ def test_database_password_never_in_messages() -> None:
     assert "s3cret" not in str(caught.value) and "***" in str(caught.value)
 
 
-def test_a_task_never_overlaps_a_cli_run(make_client, offline: Path) -> None:
-    """A task takes the configuration's run lock, as a ``glancesync`` run does."""
+def test_a_task_never_overlaps_a_cli_run(make_client, offline: Path, monkeypatch) -> None:
+    """A task takes the configuration's run lock, as a ``glancesync`` run does: it waits
+    while a CLI run holds it."""
+    monkeypatch.setattr(tasks, "LOCK_POLL_SECONDS", 0.05)
     client = make_client()
     with lock.hold(str(offline / ".glancesync.lock")):  # a CLI run in progress
         task_id = client.post("/regions/other:Madrid", headers=as_admin()).json()["taskId"]
-        doc = wait_task(client, "other:Madrid", task_id)
-    assert doc["status"] == FAILED and "holds" in doc["message"], doc
-    assert doc["result"] is None  # nothing was done
-    task_id = client.post("/regions/other:Madrid", headers=as_admin()).json()["taskId"]
+        deadline = time.monotonic() + 30
+        while True:
+            doc = client.get(f"/regions/other:Madrid/tasks/{task_id}", headers=as_admin())
+            if any("waiting: another glancesync run" in line for line in doc.json()["log"]):
+                break
+            assert time.monotonic() < deadline, doc.json()
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert (
+            client.get(f"/regions/other:Madrid/tasks/{task_id}", headers=as_admin()).json()[
+                "status"
+            ]
+            == SYNCING
+        )
     assert wait_task(client, "other:Madrid", task_id)["status"] == SYNCED
