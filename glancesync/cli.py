@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="configuration file (default: $GLANCESYNC_CONFIG, else /etc/glancesync.conf)",
     )
     parser.add_argument(
+        "--os-cloud",
+        metavar="NAME",
+        help="authenticate the master target as cloud NAME of clouds.yaml, instead of the "
+        "credentials of the configuration file (without them: env OS_CLOUD, else the OS_* "
+        "variables)",
+    )
+    parser.add_argument(
         "--offline",
         metavar="DIR",
         default=os.environ.get("GLANCESYNC_OFFLINE_DIR"),
@@ -195,7 +202,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config_file, args.config)
+    settings = load_settings(args.config_file, args.config, os_cloud=args.os_cloud)
     writes = not (args.dry_run or args.show_status or args.show_regions or args.make_backups)
     # A sync holds the lock from before its first request: two runs of one configuration
     # never overlap, even while one is still authenticating (a dry run writes nothing).

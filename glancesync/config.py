@@ -55,7 +55,10 @@ class Credentials:
     """How to reach one target's Keystone (v3). ``cloud`` names a clouds.yaml entry.
 
     Which way to authenticate (see ``auth_method``): a clouds.yaml ``cloud`` when set;
-    else an application credential when its id or secret is set; else user + password.
+    else, with ``from_environment`` (the master target when the file names no
+    credentials), whatever openstacksdk finds in OS_CLOUD / the OS_* variables; else an
+    application credential when its id or secret is set; else user + password. The
+    sources are never mixed: the fields below come from the file only.
     """
 
     auth_url: str | None = None
@@ -63,20 +66,25 @@ class Credentials:
     password: str | None = field(default=None, repr=False)
     project_name: str | None = None  # the old tool's "tenant" (a name)
     project_id: str | None = None
-    user_domain_name: str = "Default"
-    project_domain_name: str = "Default"
+    user_domain_name: str | None = None  # neither name nor id: "Default"
+    project_domain_name: str | None = None
+    user_domain_id: str | None = None
+    project_domain_id: str | None = None
     application_credential_id: str | None = None
     application_credential_secret: str | None = field(default=None, repr=False)
     cloud: str | None = None
-    interface: str = "public"  # catalog interface for image endpoints
+    interface: str | None = None  # catalog interface; None: the cloud's, else public
     cacert: str | None = None
     insecure: bool = False
+    from_environment: bool = False
 
     @property
     def auth_method(self) -> str:
-        """``"cloud"``, ``"application_credential"`` or ``"password"``."""
+        """``"cloud"``, ``"environment"``, ``"application_credential"`` or ``"password"``."""
         if self.cloud:
             return "cloud"
+        if self.from_environment:
+            return "environment"
         if self.application_credential_id or self.application_credential_secret:
             return "application_credential"
         return "password"
@@ -84,10 +92,11 @@ class Credentials:
     def missing(self) -> list[str]:
         """Names of the fields still needed to authenticate (empty list: complete).
 
-        A clouds.yaml cloud is taken as complete: openstacksdk reports its own gaps.
+        A clouds.yaml cloud and the OS_* variables are taken as complete: openstacksdk
+        reports their gaps when they are loaded.
         """
         method = self.auth_method
-        if method == "cloud":
+        if method in ("cloud", "environment"):
             return []
         if method == "application_credential":
             needed = ("auth_url", "application_credential_id", "application_credential_secret")
@@ -149,20 +158,15 @@ class Settings:
 # runs need no credentials at all)
 # ------------------------------------------------------------------------------------
 
-# field -> (what to set in the file, environment variable(s) for the master target)
-_CREDENTIAL_HINTS: dict[str, tuple[str, str]] = {
-    "auth_url": (f"keystone_url (or the 3rd field of credential = {CREDENTIAL_FORMAT})",
-                 "OS_AUTH_URL"),
-    "username": (f"user (or the 1st field of credential = {CREDENTIAL_FORMAT})",
-                 "OS_USERNAME"),
-    "password": (f"password (or the 2nd, base64 field of credential = {CREDENTIAL_FORMAT})",
-                 "OS_PASSWORD"),
-    "project_name": (f"tenant or project_id (or the 4th field of credential = "
-                     f"{CREDENTIAL_FORMAT})", "OS_PROJECT_NAME or OS_PROJECT_ID"),
-    "application_credential_id": ("application_credential_id",
-                                  "OS_APPLICATION_CREDENTIAL_ID"),
-    "application_credential_secret": ("application_credential_secret",
-                                      "OS_APPLICATION_CREDENTIAL_SECRET"),
+# field -> what to set in the file
+_CREDENTIAL_HINTS: dict[str, str] = {
+    "auth_url": f"keystone_url (or the 3rd field of credential = {CREDENTIAL_FORMAT})",
+    "username": f"user (or the 1st field of credential = {CREDENTIAL_FORMAT})",
+    "password": f"password (or the 2nd, base64 field of credential = {CREDENTIAL_FORMAT})",
+    "project_name": f"tenant or project_id (or the 4th field of credential = "
+    f"{CREDENTIAL_FORMAT})",
+    "application_credential_id": "application_credential_id",
+    "application_credential_secret": "application_credential_secret",
 }
 
 
@@ -173,16 +177,18 @@ def validate_credentials(settings: Settings, target: str | TargetConfig) -> Cred
     absent = creds.missing()
     if not absent:
         return creds
-    hints = []
-    for name in absent:
-        option, env = _CREDENTIAL_HINTS[name]
-        hint = f"set {option} in [{config.name}]"
-        if config.is_master:
-            hint += f", or export {env}"
-        hints.append(f"{name} ({hint})")
+    hints = [f"{name} (set {_CREDENTIAL_HINTS[name]} in [{config.name}])" for name in absent]
+    # The file's credentials are never completed from OS_* variables (that would mix two
+    # identities): say how to use the environment instead.
+    alternative = (
+        "; or remove the credentials from [master] to use OS_CLOUD/--os-cloud (clouds.yaml) "
+        "or the OS_* variables"
+        if config.is_master
+        else ""
+    )
     raise ConfigError(
         f"{_where(settings.source, config.name)}: incomplete Keystone credentials "
-        f"({creds.auth_method} authentication): missing {'; '.join(hints)}"
+        f"({creds.auth_method} authentication): missing {'; '.join(hints)}{alternative}"
     )
 
 
@@ -304,10 +310,11 @@ def _parse_interface(value: _Value) -> str | _Unset:
     text = _text(value)
     if text is UNSET:
         return UNSET
-    return _interface(text, value.origin)
+    return interface_name(text, value.origin)
 
 
-def _interface(text: str, origin: str) -> str:
+def interface_name(text: str, origin: str) -> str:
+    """public/internal/admin from any spelling OpenStack tools accept (``internalURL``)."""
     word = text.strip().lower()
     word = word[:-3] if word.endswith("url") else word  # legacy publicURL, internalURL
     if word not in INTERFACES:
@@ -355,12 +362,17 @@ _MAIN_PARSERS: dict[str, Callable[[_Value], Any]] = {
 _CREDENTIAL_PARSERS: dict[str, Callable[[_Value], Any]] = {
     "credential": _parse_credential,
     "user": _parse_str,
+    "username": _parse_str,  # the clouds.yaml / OS_USERNAME spelling of user
     "password": _parse_secret,
     "keystone_url": _parse_str,
+    "auth_url": _parse_str,  # ... of keystone_url
     "tenant": _parse_str,
+    "project_name": _parse_str,  # ... of tenant
     "project_id": _parse_str,
     "user_domain_name": _parse_str,
     "project_domain_name": _parse_str,
+    "user_domain_id": _parse_str,
+    "project_domain_id": _parse_str,
     "interface": _parse_interface,
     "region_interface": _parse_interface,
     "cacert": _parse_str,
@@ -535,6 +547,11 @@ def _read_file(path: str, text: str) -> dict[str, _Section]:
             where = f"[{path}] section [{name}]"
             _check_option(name, option, where)
             options[option] = _Value(option, raw or "", f"{where} option {option}")
+        for alias, option in ALIASES.items():
+            if alias in options and option in options:
+                raise ConfigError(
+                    f"{where}: both '{option}' and '{alias}' (the same option): keep one"
+                )
         sections[name] = options
     return sections
 
@@ -613,44 +630,39 @@ def _source_label(source: str) -> str:
 # Building the typed objects
 # ------------------------------------------------------------------------------------
 
-_ENV_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "username": ("OS_USERNAME",),
-    "password": ("OS_PASSWORD",),
-    "auth_url": ("OS_AUTH_URL",),
-    "project_name": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
-    "project_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
-    "user_domain_name": ("OS_USER_DOMAIN_NAME",),
-    "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
-    "interface": ("OS_INTERFACE",),
-    "cacert": ("OS_CACERT",),
-    "cloud": ("OS_CLOUD",),
-    "application_credential_id": ("OS_APPLICATION_CREDENTIAL_ID",),
-    "application_credential_secret": ("OS_APPLICATION_CREDENTIAL_SECRET",),
-}
-
-# Credentials field -> (plain option, index in the `credential` value)
+# Credentials field -> (plain options, the old name first, then the clouds.yaml spelling;
+# index in the `credential` value)
 _CREDENTIAL_PARTS = {
-    "username": ("user", 0),
-    "password": ("password", 1),
-    "auth_url": ("keystone_url", 2),
-    "project_name": ("tenant", 3),
+    "username": (("user", "username"), 0),
+    "password": (("password",), 1),
+    "auth_url": (("keystone_url", "auth_url"), 2),
+    "project_name": (("tenant", "project_name"), 3),
 }
+ALIASES = {"username": "user", "auth_url": "keystone_url", "project_name": "tenant"}
 # Credentials field -> option, for the fields that only exist as plain options
 _PLAIN_CREDENTIALS = {
     "project_id": "project_id",
     "user_domain_name": "user_domain_name",
     "project_domain_name": "project_domain_name",
+    "user_domain_id": "user_domain_id",
+    "project_domain_id": "project_domain_id",
     "cacert": "cacert",
     "cloud": "cloud",
     "application_credential_id": "application_credential_id",
     "application_credential_secret": "application_credential_secret",
 }
+# The fields that say who authenticates: when the file gives any of them, the file's
+# credentials are used as a whole. Domains, TLS and interface only qualify them.
+_IDENTITY = ("username", "password", "auth_url", "project_name", "project_id", "cloud",
+             "application_credential_id", "application_credential_secret")
+# What qualifies any credentials, whichever their source.
+_CONNECTION = ("interface", "cacert", "insecure")
 
 
-def _credential_part(chain: list[_Section], option: str, index: int) -> str | None:
+def _credential_part(chain: list[_Section], options: tuple[str, ...], index: int) -> str | None:
     # In each layer a plain option beats the matching field of `credential`; a more
     # specific layer beats a less specific one whichever form it uses.
-    value = _lookup(chain, option, "credential")
+    value = _lookup(chain, *options, "credential")
     if value is None:
         return None
     result = _parsed(value)
@@ -661,8 +673,8 @@ def _credential_part(chain: list[_Section], option: str, index: int) -> str | No
 
 def _file_credentials(chain: list[_Section]) -> dict[str, Any]:
     found: dict[str, Any] = {
-        name: _credential_part(chain, option, index)
-        for name, (option, index) in _CREDENTIAL_PARTS.items()
+        name: _credential_part(chain, options, index)
+        for name, (options, index) in _CREDENTIAL_PARTS.items()
     }
     found.update({name: _get(chain, option) for name, option in _PLAIN_CREDENTIALS.items()})
     interface = _lookup(chain, "interface", "region_interface")
@@ -675,43 +687,49 @@ def _none_if_unset(value: Any) -> Any:
     return None if value is UNSET else value
 
 
-def _fill_from_environment(found: dict[str, Any], environ: Mapping[str, str]) -> None:
-    # A cloud named in the file is a complete clouds.yaml entry: mixing it with an
-    # unrelated openrc's OS_* variables would authenticate against the wrong cloud.
-    if found.get("cloud"):
-        return
-    for name, variables in _ENV_CREDENTIALS.items():
-        if found.get(name):
-            continue
-        for variable in variables:
-            if environ.get(variable):
-                found[name] = environ[variable]
-                break
-    if found.get("interface"):
-        found["interface"] = _interface(found["interface"], "environment variable OS_INTERFACE")
+V2_SUFFIXES = ("/v2.0", "/v2.0/", "/v2", "/v2/")
 
 
-def _credentials(found: dict[str, Any]) -> Credentials:
-    defaults = {"user_domain_name": "Default", "project_domain_name": "Default",
-                "interface": "public", "insecure": False}
-    values = {k: (v if v is not None else defaults.get(k)) for k, v in found.items()}
+def v3_auth_url(url: str, origin: str) -> str:
+    """A Keystone v2.0 URL (2015 configurations) mapped to v3, with a warning."""
+    for suffix in V2_SUFFIXES:
+        if url.endswith(suffix):
+            fixed = url[: -len(suffix)] + "/v3"
+            LOG.warning(
+                "%s: %s is a Keystone v2.0 URL; glancesync uses Keystone v3: using %s",
+                origin, url, fixed,
+            )
+            return fixed
+    return url
+
+
+def _credentials(
+    name: str, found: dict[str, Any], layers: _Layers, environ: Mapping[str, str],
+    os_cloud: str | None,
+) -> Credentials:
+    connection = {key: found[key] for key in _CONNECTION if found.get(key) is not None}
+    if name == MASTER and os_cloud:
+        # The command line names the master's credentials: nothing from the file's.
+        return Credentials(cloud=os_cloud, **connection)
+    if name == MASTER and not any(found.get(key) for key in _IDENTITY):
+        # No credentials in the file: openstacksdk reads OS_CLOUD (a clouds.yaml entry,
+        # used as written) or else the OS_* variables, as python-openstackclient does.
+        return Credentials(
+            cloud=environ.get("OS_CLOUD") or None, from_environment=True, **connection
+        )
+    if found.get("auth_url"):
+        origin = f"{_where(layers.source, name)} keystone_url"
+        found = {**found, "auth_url": v3_auth_url(found["auth_url"], origin)}
+    values = {key: value for key, value in found.items() if value is not None}
     return Credentials(**values)
 
 
-def _has_any_credential(found: dict[str, Any]) -> bool:
-    keys = ("username", "password", "auth_url", "project_name", "cloud",
-            "application_credential_id", "application_credential_secret")
-    return any(found.get(key) for key in keys)
-
-
 def _build_target(
-    name: str, layers: _Layers, environ: Mapping[str, str]
+    name: str, layers: _Layers, environ: Mapping[str, str], os_cloud: str | None = None
 ) -> TargetConfig:
     chain = layers.chain(name)
     found = _file_credentials(chain)
-    if name == MASTER:
-        _fill_from_environment(found, environ)
-    elif not _has_any_credential(found):
+    if name != MASTER and not any(found.get(key) for key in _IDENTITY):
         raise ConfigError(
             f"{_where(layers.source, name)}: no credential: set credential = "
             f"{CREDENTIAL_FORMAT} (or user/password/keystone_url/tenant, or cloud = NAME)"
@@ -720,7 +738,7 @@ def _build_target(
             "metadata_set", "obsolete_syncprops")
     return TargetConfig(
         name=name,
-        credentials=_credentials(found),
+        credentials=_credentials(name, found, layers, environ, os_cloud),
         metadata_condition=_get(chain, "metadata_condition"),
         only_tenant_images=_get(chain, "only_tenant_images", True),
         tenant_id=_get(chain, "tenant_id"),
@@ -732,15 +750,45 @@ def _build_target(
     )
 
 
-def _master_region(layers: _Layers, environ: Mapping[str, str]) -> str:
-    region = _get(layers.chain(MAIN), "master_region") or environ.get("OS_REGION_NAME")
+def _master_region(layers: _Layers, environ: Mapping[str, str], master: Credentials) -> str:
+    """[main] master_region; else the region that comes with the master's credentials.
+
+    A cloud named in the file brings its region_name (before OS_REGION_NAME, which may
+    come from an unrelated openrc); with OS_CLOUD/--os-cloud, OS_REGION_NAME picks the
+    region as it does for the openstack command, and the cloud's region_name is the
+    fallback.
+    """
+    region = _get(layers.chain(MAIN), "master_region")
+    if region:
+        return region
+    from_cloud = master.cloud and not master.from_environment
+    if from_cloud:
+        region = _cloud_region(master.cloud)
+    region = region or environ.get("OS_REGION_NAME")
+    if not region and master.from_environment and (master.cloud or not _has_os_auth(environ)):
+        region = _cloud_region(master.cloud)
     if not region:
         where = "the configuration" if layers.source == ENVIRONMENT_SOURCE else layers.source
         raise ConfigError(
-            f"master_region is not set: add master_region to [main] in {where} "
-            "or export OS_REGION_NAME"
+            f"master_region is not set: add master_region to [main] in {where}, "
+            "export OS_REGION_NAME, or give the cloud a region_name in clouds.yaml"
         )
     return region
+
+
+def _has_os_auth(environ: Mapping[str, str]) -> bool:
+    # openstacksdk makes a cloud of the OS_* variables when one of them is more than a
+    # selector; then no clouds.yaml entry is involved.
+    selectors = {"OS_CLOUD", "OS_REGION_NAME", "OS_CLIENT_CONFIG_FILE",
+                 "OS_CLIENT_SECURE_FILE", "OS_CLOUD_NAME"}
+    return any(key.startswith("OS_") and key not in selectors for key in environ)
+
+
+def _cloud_region(cloud: str | None) -> str | None:
+    # Only here (no master_region anywhere) does loading the settings read clouds.yaml.
+    from glancesync.facade.keystone import cloud_region_name
+
+    return cloud_region_name(cloud)
 
 
 def _validate_all_values(layers: _Layers) -> None:
@@ -757,12 +805,14 @@ def load_settings(
     config_file: str | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     environ: Mapping[str, str] | None = None,
+    os_cloud: str | None = None,
 ) -> Settings:
     """Build the Settings; raises ConfigError (one line naming file/section/option).
 
     The file is ``config_file`` (``--config-file``), else $GLANCESYNC_CONFIG, else
-    /etc/glancesync.conf if it exists, else none (environment only). Credentials are
-    not checked here (offline runs need none): see ``validate_credentials``.
+    /etc/glancesync.conf if it exists, else none (environment only). ``os_cloud``
+    (``--os-cloud``) replaces the master's credentials. Credentials are not checked here
+    (offline runs need none): see ``validate_credentials``.
     """
     env = os.environ if environ is None else environ
     path = _resolve_file(config_file, env)
@@ -774,9 +824,10 @@ def load_settings(
 
     main = layers.chain(MAIN)
     names = [MASTER, *(s for s in layers.sections() if s not in (MAIN, MASTER))]
+    targets = {name: _build_target(name, layers, env, os_cloud) for name in names}
     return Settings(
-        master_region=_master_region(layers, env),
-        targets={name: _build_target(name, layers, env) for name in names},
+        master_region=_master_region(layers, env, targets[MASTER].credentials),
+        targets=targets,
         preferable_order=_get(main, "preferable_order", ()),
         max_children=_get(main, "max_children", 1),
         images_dir=_get(main, "images_dir", DEFAULT_IMAGES_DIR),

@@ -56,7 +56,10 @@ def config_key(settings: Settings) -> str:
         identity = "file:" + os.path.realpath(settings.source)
     else:
         creds = settings.master.credentials
-        identity = f"environment:{creds.cloud or creds.auth_url}:{settings.master_region}"
+        # OS_* credentials stay in the environment (openstacksdk reads them): their Keystone
+        # is $OS_AUTH_URL.
+        keystone = creds.cloud or creds.auth_url or os.environ.get("OS_AUTH_URL")
+        identity = f"environment:{keystone}:{settings.master_region}"
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

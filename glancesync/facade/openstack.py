@@ -7,11 +7,11 @@ Errors become one-line :class:`FacadeError` messages naming the region, never tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import socket
 import uuid
-import warnings
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -21,15 +21,13 @@ import urllib3
 from glanceclient import exc as glance_exc
 from keystoneauth1 import exceptions as ksa_exc
 from keystoneauth1 import session as ksa_session
-from keystoneauth1.identity import v3
 
-from glancesync.exceptions import ConfigError, FacadeError, SourceMismatch
+from glancesync.exceptions import FacadeError, SourceMismatch
+from glancesync.facade import keystone
 from glancesync.facade.base import CORE_CHANGES, Facade, MetadataChanges
 from glancesync.image import Image, is_user_property
 
 if TYPE_CHECKING:
-    from keystoneauth1.plugin import BaseAuthPlugin
-
     from glancesync.config import Credentials
     from glancesync.transfer import ImageSource
 
@@ -58,10 +56,13 @@ class OpenStackFacade(Facade):
         transfer_timeout: int = TRANSFER_READ_TIMEOUT,
     ) -> None:
         super().__init__(target_name)
-        self.credentials = credentials
         self.timeout = timeout
         self.retries = retries
-        auth, verify, cert = _auth_plugin(target_name, credentials)
+        access = keystone.access(target_name, credentials)
+        # The interface in use, wherever it came from (file, clouds.yaml, OS_INTERFACE).
+        self.credentials = dataclasses.replace(credentials, interface=access.interface)
+        self._access = access
+        auth, verify, cert = access.auth, access.verify, access.cert
         # One session (hence one token) for the whole target; ``timeout`` (the listing
         # timeout) is the default for every request; uploads, downloads and deletes (a
         # multi-GB delete on a Ceph or Swift store takes long) pass the transfer timeout.
@@ -290,84 +291,10 @@ class OpenStackFacade(Facade):
         return _connect_failure(exc) or _one_line(exc)
 
     def _keystone_name(self) -> str:
-        creds = self.credentials
-        return f"cloud {creds.cloud!r}" if creds.cloud else str(creds.auth_url)
+        return self._access.keystone
 
     def _who(self) -> str:
-        creds = self.credentials
-        if creds.cloud:
-            return f"cloud {creds.cloud!r}"
-        if creds.application_credential_id:
-            return f"application credential {creds.application_credential_id}"
-        return f"user {creds.username!r} (project {creds.project_name or creds.project_id!r})"
-
-
-# -- authentication -------------------------------------------------------------------
-def _auth_plugin(target: str, creds: Credentials) -> tuple[BaseAuthPlugin, bool | str, Any]:
-    """The auth plugin and TLS settings for a target; ConfigError if something is missing."""
-    verify: bool | str = creds.cacert or True
-    if creds.insecure:
-        verify = False
-    if creds.auth_method == "cloud":
-        auth, cloud_verify, cert = _cloud_auth(target, str(creds.cloud))
-        explicit_tls = creds.insecure or creds.cacert
-        return auth, (verify if explicit_tls else cloud_verify), cert
-    _require(target, creds)
-    if creds.auth_method == "application_credential":
-        auth = v3.ApplicationCredential(
-            auth_url=creds.auth_url,
-            application_credential_id=creds.application_credential_id,
-            application_credential_secret=creds.application_credential_secret,
-        )
-        return auth, verify, None
-    scope: dict[str, str | None] = (
-        {"project_id": creds.project_id}
-        if creds.project_id
-        else {
-            "project_name": creds.project_name,
-            "project_domain_name": creds.project_domain_name,
-        }
-    )
-    auth = v3.Password(
-        auth_url=creds.auth_url,
-        username=creds.username,
-        password=creds.password,
-        user_domain_name=creds.user_domain_name,
-        **scope,
-    )
-    return auth, verify, None
-
-
-def _require(target: str, creds: Credentials) -> None:
-    # The CLI validates first, with the file/option/OS_* hints (config.validate_credentials);
-    # this check is for callers that build Credentials themselves.
-    missing = creds.missing()
-    if missing:
-        raise ConfigError(
-            f"Target {target}: incomplete Keystone credentials, missing {', '.join(missing)}"
-        )
-
-
-def _cloud_auth(target: str, cloud: str) -> tuple[BaseAuthPlugin, bool | str, Any]:
-    """Auth + TLS from a clouds.yaml entry (OS_CLIENT_CONFIG_FILE is honoured)."""
-    # openstacksdk is heavy to import; only targets using clouds.yaml pay for it.
-    from openstack import exceptions as sdk_exc
-    from openstack.config import OpenStackConfig
-
-    try:
-        with warnings.catch_warnings():
-            # openstacksdk announces its own deprecations (InfluxDB...): not the user's concern
-            warnings.simplefilter("ignore", PendingDeprecationWarning)
-            region = OpenStackConfig().get_one(cloud=cloud)
-        auth = region.get_auth()
-        verify, cert = region.get_requests_verify_args()
-    except (sdk_exc.SDKException, ksa_exc.ClientException, KeyError, ValueError) as exc:
-        raise ConfigError(
-            f"Target {target}: clouds.yaml cloud {cloud!r}: {_one_line(exc)}"
-        ) from exc
-    if auth is None:
-        raise ConfigError(f"Target {target}: clouds.yaml cloud {cloud!r} has no usable auth")
-    return auth, verify, cert
+        return self._access.who
 
 
 # -- Glance helpers -------------------------------------------------------------------

@@ -492,5 +492,5 @@ def test_a_cloud_from_clouds_yaml_authenticates(testbed, tmp_path: Path, monkeyp
 
     assert facade.regions() == ["RegionC"]
     assert [i.name for i in facade.list_images("RegionC")] == ["from-yaml"]
-    with pytest.raises(ConfigError, match=r"^Target other: clouds.yaml cloud 'nope': "):
+    with pytest.raises(ConfigError, match=rf"^Target other: no cloud 'nope' in {clouds}$"):
         OpenStackFacade("other", Credentials(cloud="nope"))

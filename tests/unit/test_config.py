@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -87,8 +88,12 @@ OPENRC = {
 
 @pytest.fixture(autouse=True)
 def no_default_file(monkeypatch, tmp_path):
-    """Never read the host's /etc/glancesync.conf."""
+    """Never read the host's /etc/glancesync.conf, clouds.yaml or OS_* variables."""
     monkeypatch.setattr(config, "DEFAULT_CONFIG_FILE", str(tmp_path / "absent.conf"))
+    for key in list(os.environ):
+        if key.startswith("OS_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(tmp_path / "absent-clouds.yaml"))
 
 
 @pytest.fixture
@@ -139,7 +144,7 @@ def test_master_fields(write):
     assert master.metadata_condition == Condition(CONDITION)
     assert master.credentials.username == "user1"
     assert master.credentials.password == "fakepassword,ofcourse"
-    assert master.credentials.auth_url == "http://server:4730/v2.0"
+    assert master.credentials.auth_url == "http://server:4730/v3"  # Keystone v2.0 is gone
     assert master.credentials.project_name == "tenant1"
     assert master.only_tenant_images is False  # section beats DEFAULT
     assert master.support_obsolete_images is True
@@ -150,7 +155,7 @@ def test_experimental_fields(write):
     experimental = load(write, CONFIGURATION).targets["experimental"]
     creds = experimental.credentials
     assert (creds.username, creds.password, creds.auth_url, creds.project_name) == (
-        "user2", "fakepassword,ofcourse", "http://server2:4730/v2.0", "tenant2"
+        "user2", "fakepassword,ofcourse", "http://server2:4730/v3", "tenant2"
     )
     assert experimental.metadata_condition is None  # "metadata_condition=" unsets DEFAULT's
     assert experimental.metadata_set == {"nid", "type", "sdc_aware", "nid_version"}
@@ -196,7 +201,7 @@ def test_use_keystone_v3_is_accepted_and_false_warns_once(write, caplog):
     text = CONFIGURATION.replace("use_keystone_v3 = True", "use_keystone_v3 = False")
     with caplog.at_level(logging.WARNING):
         load(write, text + "use_keystone_v3 = no\n")
-    [record] = caplog.records
+    [record] = [r for r in caplog.records if "Keystone v2.0 URL" not in r.getMessage()]
     assert "use_keystone_v3" in record.getMessage()
     assert "Keystone v3" in record.getMessage()
 
@@ -259,50 +264,69 @@ def test_environment_only_gives_a_complete_master_with_all_defaults():
     assert settings.preferable_order == ()
     assert settings.images_dir == "/var/lib/glance/images"
     assert list(settings.targets) == ["master"]
+    # the OS_* variables are read by openstacksdk when the master is contacted
     assert settings.master == TargetConfig(
-        name="master",
-        credentials=Credentials(
-            auth_url="url", username="user", password="password", project_name="tenant"
-        ),
+        name="master", credentials=Credentials(from_environment=True)
     )
     # the 2015 KeyError('support_obsolete_images') cannot happen: every field is set
     assert settings.master.support_obsolete_images is True
     assert settings.master.list_images_timeout == 30
     assert settings.master.only_tenant_images is True
-    assert validate_credentials(settings, "master").username == "user"
+    assert validate_credentials(settings, "master").auth_method == "environment"
 
 
-def test_environment_only_reads_every_keystone_v3_variable():
-    env = {
-        "OS_REGION_NAME": "R", "OS_USERNAME": "u", "OS_PASSWORD": "p",
-        "OS_AUTH_URL": "https://k:5000/v3", "OS_PROJECT_NAME": "proj",
-        "OS_TENANT_NAME": "old", "OS_PROJECT_ID": "pid",
-        "OS_USER_DOMAIN_NAME": "ud", "OS_PROJECT_DOMAIN_NAME": "pd",
-        "OS_INTERFACE": "internalURL", "OS_CACERT": "/etc/ca.pem",
-    }
-    creds = load_settings(environ=env).master.credentials
-    assert creds == Credentials(
-        auth_url="https://k:5000/v3", username="u", password="p", project_name="proj",
-        project_id="pid", user_domain_name="ud", project_domain_name="pd",
-        interface="internal", cacert="/etc/ca.pem",
-    )
+def test_os_cloud_alone_takes_the_master_region_from_clouds_yaml(tmp_path, monkeypatch):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  lab:\n    region_name: Spain\n    auth: {auth_url: 'http://k/v3'}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    settings = load_settings(environ={"OS_CLOUD": "lab"})
+    assert settings.master_region == "Spain"
+    assert settings.master.credentials == Credentials(cloud="lab", from_environment=True)
+    # OS_REGION_NAME picks another region of the cloud, as with the openstack command
+    assert load_settings(environ={"OS_CLOUD": "lab", "OS_REGION_NAME": "B"}).master_region == "B"
+    # --os-cloud: the same, and it beats OS_CLOUD
+    settings = load_settings(environ={"OS_CLOUD": "other"}, os_cloud="lab")
+    assert settings.master_region == "Spain"
+    assert settings.master.credentials == Credentials(cloud="lab")
+
+
+def test_a_cloud_named_in_the_file_brings_its_region_before_os_region_name(
+    write, tmp_path, monkeypatch
+):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  lab:\n    region_name: Spain\n    auth: {auth_url: 'http://k/v3'}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    settings = load(write, "[master]\ncloud = lab\n", environ={"OS_REGION_NAME": "Stray"})
+    assert settings.master_region == "Spain"
+    assert settings.master.credentials == Credentials(cloud="lab")
+
+
+def test_an_unknown_cloud_needed_for_the_master_region_is_an_error(tmp_path, monkeypatch):
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  lab:\n    auth: {auth_url: 'http://k/v3'}\n")
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds))
+    with pytest.raises(ConfigError) as err:
+        load_settings(environ={}, os_cloud="nope")
+    assert str(err.value) == f"Target master: no cloud 'nope' in {clouds}"
+    with pytest.raises(ConfigError, match="or give the cloud a region_name in clouds.yaml"):
+        load_settings(environ={}, os_cloud="lab")  # a cloud without region_name
 
 
 def test_environment_only_without_any_credential_still_loads():
     settings = load_settings(environ={"OS_REGION_NAME": "R"})
-    assert settings.master.credentials == Credentials()
+    assert settings.master.credentials == Credentials(from_environment=True)
 
 
 def test_no_master_region_anywhere_is_an_error():
     with pytest.raises(ConfigError) as err:
         load_settings(environ={"OS_USERNAME": "u"})
     assert "master_region is not set: add master_region to [main]" in str(err.value)
-    assert "or export OS_REGION_NAME" in str(err.value)
+    assert "export OS_REGION_NAME" in str(err.value)
 
 
 def test_no_master_region_in_the_file_names_the_file(write):
     path = write("[master]\n")
-    with pytest.raises(ConfigError, match=f"add master_region to \\[main\\] in {path} or"):
+    with pytest.raises(ConfigError, match=f"add master_region to \\[main\\] in {path}, "):
         load_settings(path, environ={})
 
 
@@ -312,8 +336,7 @@ def test_empty_master_section_and_default_values(write):
     assert settings.master_region == "Spain2"  # the file beats OS_REGION_NAME
     assert settings.images_dir == "/var/lib/glance/images"
     assert settings.master.only_tenant_images is False
-    assert settings.master.credentials.username == "user"
-    assert settings.master.credentials.auth_url == "url"
+    assert settings.master.credentials == Credentials(from_environment=True)
 
 
 def test_overrides_work_without_a_file():
@@ -333,14 +356,61 @@ def test_master_region_in_default_is_inherited_by_main(write):
 # -- credentials --------------------------------------------------------------------------
 
 
-def test_file_and_environment_credentials_mix_per_key(write):
+def test_the_files_credentials_are_never_completed_from_the_environment(write):
+    # A sourced openrc must not switch the project, user or auth method of credentials
+    # the file names: the file's credentials are used as a whole.
     text = "[main]\nmaster_region = R\n[master]\nuser = fileuser\nkeystone_url = http://k/v3\n"
     env = {"OS_USERNAME": "envuser", "OS_PASSWORD": "envpass", "OS_PROJECT_NAME": "envproj",
-           "OS_AUTH_URL": "http://env/v3"}
+           "OS_PROJECT_ID": "envpid", "OS_AUTH_URL": "http://env/v3", "OS_CLOUD": "envcloud",
+           "OS_APPLICATION_CREDENTIAL_ID": "envac", "OS_USER_DOMAIN_ID": "envdom"}
     creds = load(write, text, environ=env).master.credentials
-    assert (creds.username, creds.password, creds.auth_url, creds.project_name) == (
-        "fileuser", "envpass", "http://k/v3", "envproj"
+    assert creds == Credentials(username="fileuser", auth_url="http://k/v3")
+    assert creds.auth_method == "password"
+    assert creds.missing() == ["password", "project_name"]
+
+
+def test_domains_and_tls_alone_do_not_name_credentials(write):
+    text = ("[main]\nmaster_region = R\n[DEFAULT]\nuser_domain_name = Users\n"
+            "interface = internal\ncacert = /ca.pem\n[master]\n")
+    creds = load(write, text, environ=OPENRC).master.credentials
+    # the environment's credentials, with the file's connection settings
+    assert creds == Credentials(from_environment=True, interface="internal", cacert="/ca.pem")
+
+
+def test_clouds_yaml_spellings_are_aliases(write, caplog):
+    text = ("[main]\nmaster_region = R\n[master]\nusername = u\npassword = p\n"
+            "auth_url = http://k/v3\nproject_name = proj\nuser_domain_id = ud\n"
+            "project_domain_id = pd\n")
+    creds = load(write, text).master.credentials
+    assert creds == Credentials(
+        username="u", password="p", auth_url="http://k/v3", project_name="proj",
+        user_domain_id="ud", project_domain_id="pd",
     )
+    assert not caplog.records
+
+
+def test_an_option_and_its_alias_in_one_section_is_an_error(write):
+    path = write("[main]\nmaster_region = R\n[master]\nuser = a\nusername = b\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert str(err.value) == (
+        f"[{path}] section [master]: both 'user' and 'username' (the same option): keep one"
+    )
+
+
+def test_a_keystone_v2_url_becomes_v3_with_a_warning(write, caplog):
+    text = ("[main]\nmaster_region = R\n[master]\nkeystone_url = https://k:5000/v2.0\n"
+            f"[other]\ncredential = u,{b64('s3cret')},http://k2/v2.0/,t\n")
+    with caplog.at_level(logging.WARNING):
+        settings = load(write, text)
+    assert settings.master.credentials.auth_url == "https://k:5000/v3"
+    assert settings.targets["other"].credentials.auth_url == "http://k2/v3"
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 2
+    assert "section [master] keystone_url: https://k:5000/v2.0 is a Keystone v2.0 URL" in \
+        messages[0]
+    assert "using https://k:5000/v3" in messages[0]
+    assert all("s3cret" not in m for m in messages)
 
 
 def test_a_cloud_in_the_file_is_not_mixed_with_the_environment(write):
@@ -353,8 +423,14 @@ def test_a_cloud_in_the_file_is_not_mixed_with_the_environment(write):
 
 def test_os_cloud_from_the_environment():
     creds = load_settings(environ={"OS_REGION_NAME": "R", "OS_CLOUD": "c1"}).master.credentials
-    assert creds.cloud == "c1"
+    assert creds == Credentials(cloud="c1", from_environment=True)
     assert creds.missing() == []
+
+
+def test_os_cloud_option_replaces_the_files_master_credentials(write):
+    text = "[main]\nmaster_region = R\n[master]\nuser = u\ninterface = internal\n"
+    creds = load_settings(write(text), environ={"OS_CLOUD": "c1"}, os_cloud="c2").master.credentials
+    assert creds == Credentials(cloud="c2", interface="internal")
 
 
 def test_trailing_backslash_multi_line_credential(write):
@@ -477,19 +553,6 @@ def test_bad_interface_is_an_error(write):
     )
 
 
-def test_bad_os_interface_is_an_error():
-    with pytest.raises(ConfigError, match="environment variable OS_INTERFACE: expected one of"):
-        load_settings(environ={"OS_REGION_NAME": "R", "OS_INTERFACE": "nope"})
-
-
-def test_application_credentials():
-    env = {"OS_REGION_NAME": "R", "OS_APPLICATION_CREDENTIAL_ID": "acid",
-           "OS_APPLICATION_CREDENTIAL_SECRET": "acs"}
-    creds = load_settings(environ=env).master.credentials
-    assert creds.auth_method == "application_credential"
-    assert creds.missing() == ["auth_url"]
-
-
 def test_secrets_are_not_in_the_repr():
     creds = Credentials(password="hunter2", application_credential_secret="topsecret")
     assert "hunter2" not in repr(creds)
@@ -506,9 +569,13 @@ def test_validate_credentials_names_the_missing_pieces_for_the_master(write):
         f"[{path}] section [master]: incomplete Keystone credentials (password "
         "authentication): missing auth_url (set keystone_url"
     )
-    for variable in ("OS_AUTH_URL", "OS_PASSWORD", "OS_PROJECT_NAME or OS_PROJECT_ID"):
-        assert f"or export {variable}" in message
-    assert "OS_USERNAME" not in message
+    assert "missing auth_url (set keystone_url" in message
+    assert "; password (set password" in message
+    assert "; project_name (set tenant or project_id" in message
+    assert message.endswith(
+        "; or remove the credentials from [master] to use OS_CLOUD/--os-cloud (clouds.yaml) "
+        "or the OS_* variables"
+    )
 
 
 def test_validate_credentials_for_another_target_does_not_mention_the_environment(write):
@@ -519,12 +586,6 @@ def test_validate_credentials_for_another_target_does_not_mention_the_environmen
     assert "missing auth_url" in str(err.value)
     assert "project_name" in str(err.value)
     assert "OS_" not in str(err.value)
-
-
-def test_validate_credentials_without_a_file():
-    settings = load_settings(environ={"OS_REGION_NAME": "R"})
-    with pytest.raises(ConfigError, match=r"^target \[master\] \(no configuration file\): "):
-        validate_credentials(settings, "master")
 
 
 def test_get_target_lists_the_known_targets(write):
