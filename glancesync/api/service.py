@@ -92,18 +92,18 @@ class Service:
     def _token_lookup(self) -> KeystoneLookup:
         from keystoneauth1 import session as ksa_session
 
-        from glancesync.facade.openstack import _auth_plugin
+        from glancesync.facade.keystone import access
 
         if self.options.auth_cloud:
             # A service account of its own (Keystone lets only the token's owner, a
             # 'service' or an admin user validate a token): a clouds.yaml entry.
-            credentials = Credentials(cloud=self.options.auth_cloud)
-            auth, verify, cert = _auth_plugin("--auth-cloud", credentials)
+            found = access("--auth-cloud", Credentials(cloud=self.options.auth_cloud))
         else:
-            credentials = validate_credentials(self.settings, "master")
-            auth, verify, cert = _auth_plugin("master", credentials)
-        session = ksa_session.Session(auth=auth, verify=verify, cert=cert, timeout=30)
-        return KeystoneLookup(session, credentials.interface)
+            found = access("master", validate_credentials(self.settings, "master"))
+        session = ksa_session.Session(
+            auth=found.auth, verify=found.verify, cert=found.cert, timeout=30
+        )
+        return KeystoneLookup(session, found.interface)
 
     def authenticate(self, token: str | None) -> TokenInfo:
         """Who sends this token, if allowed (AuthError 401/403; KeystoneUnavailable)."""
