@@ -31,6 +31,7 @@ from glancesync.api.service import (
     Service,
     build_service,
 )
+from glancesync.exceptions import GlanceSyncError
 
 log = logging.getLogger("glancesync.api")
 
@@ -100,6 +101,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (401, "no token, or an invalid or expired one"),
         (403, "the token lacks the required role"),
         (405, "Bad method"),
+        (502, "a cloud cannot be reached or listed"),
         (503, "Keystone cannot validate the token now"),
     )
 }
@@ -161,7 +163,7 @@ def create_app(options: Options, service: Service | None = None) -> FastAPI:
     @app.get(
         "/regions/{region}",
         response_model=RegionStatus,
-        responses={**REGION_ERRORS, 502: {"model": ErrorDoc, "description": "cloud error"}},
+        responses=REGION_ERRORS,
         summary="the synchronisation status of every selected master image in the region",
     )
     def region_status(
@@ -228,6 +230,11 @@ def create_app(options: Options, service: Service | None = None) -> FastAPI:
 
     @app.exception_handler(RegionUnavailable)
     def _cloud(request: Request, exc: RegionUnavailable) -> JSONResponse:
+        return error(502, str(exc))
+
+    @app.exception_handler(GlanceSyncError)
+    def _engine(request: Request, exc: GlanceSyncError) -> JSONResponse:
+        # the master or a target's Keystone cannot be reached, listed or authenticated
         return error(502, str(exc))
 
     @app.exception_handler(NotFound)

@@ -421,3 +421,13 @@ def test_a_task_never_overlaps_a_cli_run(make_client, offline: Path, monkeypatch
             == SYNCING
         )
     assert wait_task(client, "other:Madrid", task_id)["status"] == SYNCED
+
+
+@pytest.mark.parametrize("broken", ["Valladolid", "other:Madrid"])
+def test_a_region_that_cannot_be_listed_is_502(make_client, offline: Path, broken) -> None:
+    """The master (or the region itself) cannot be read: 502 naming it, no traceback."""
+    client = make_client()
+    (offline / f"backup_{broken}.csv").write_text("not,a,backup\n")
+    resp = client.get("/regions/other:Madrid", headers=as_admin())
+    assert resp.status_code == 502, resp.text
+    assert resp.json()["error"]["code"] == 502 and resp.json()["error"]["message"]
