@@ -116,8 +116,10 @@ def log_summary(run: Run) -> None:
             words += f" ({result.error})"
         elif status == NEEDS_OPERATOR:
             words += f" ({', '.join(result.needs_operator)})"
+        # "other:" is a whole target that could not be reached (its regions unknown).
+        label = f"target {result.region[:-1]}" if result.region.endswith(":") else result.region
         line = (
-            f"{result.region}: {words}; "
+            f"{label}: {words}; "
             + _describe(counts(result), result.uploaded_bytes, result.elapsed, run.dry_run)
         )
         if status in (FAILED, INTERRUPTED, NEEDS_OPERATOR):

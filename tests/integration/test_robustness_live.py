@@ -22,9 +22,11 @@ def test_target_with_a_wrong_password_fails_only_its_own_regions(testbed, gs):
         assert by_name(testbed, region)["img"]["status"] == "active"
     # ...the failed one is untouched and its cause is one line naming the target
     assert by_name(testbed, "RegionC", "target") == {}
-    lines = [line for line in out.splitlines() if "rejected the credentials" in line]
+    logged, summary = out.split("======Summary")
+    lines = [line for line in logged.splitlines() if "rejected the credentials" in line]
     assert len(lines) == 1, out
     assert "other" in lines[0] and "skipped" in lines[0]
+    assert "WARNING:target other: FAILED (other: Error retrieving the region list" in summary
     assert "not-the-password" not in out  # no secret in any message
     # the same target named region by region
     single = gs("other:RegionC", "RegionA", "--config", "other.password=not-the-password")
