@@ -14,7 +14,7 @@ import stat
 from collections.abc import Iterable
 from datetime import datetime
 
-from glancesync.exceptions import FacadeError
+from glancesync.exceptions import BadInput, FacadeError
 from glancesync.image import Image
 
 BACKUP_DIR_PREFIX = "backup_glance_"
@@ -116,14 +116,14 @@ def read_backup_rows(path: str, region: str | None = None) -> list[tuple[list[st
                 continue  # blank lines were skipped by the old tool too
             image = _parse_row(path, line, row, region)
             if image.id in first_line:
-                raise FacadeError(
+                raise BadInput(
                     f"{path}, line {line}: duplicate image id {image.id!r} "
                     f"(first on line {first_line[image.id]})"
                 )
             first_line[image.id] = line
             entries.append((row, image))
     except csv.Error as exc:
-        raise FacadeError(f"{path}, line {next_start}: not valid CSV: {exc}") from exc
+        raise BadInput(f"{path}, line {next_start}: not valid CSV: {exc}") from exc
     return entries
 
 
@@ -139,14 +139,14 @@ def _read_text(path: str) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise FacadeError(f"{path}, line {line}: not UTF-8 text ({exc.reason})") from exc
+        raise BadInput(f"{path}, line {line}: not UTF-8 text ({exc.reason})") from exc
 
 
 def _parse_row(path: str, line: int, row: list[str], region: str | None) -> Image:
     try:
         return Image.from_csv_row(row, region=region)
     except ValueError as exc:
-        raise FacadeError(f"{path}, line {line}: {exc}") from exc
+        raise BadInput(f"{path}, line {line}: {exc}") from exc
 
 
 def write_csv_atomic(path: str, rows: Iterable[list[str]]) -> None:

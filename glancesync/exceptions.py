@@ -34,6 +34,13 @@ class FacadeError(GlanceSyncError):
         self.transient = transient
 
 
+class BadInput(FacadeError):
+    """A region's data cannot be read as it is (a malformed backup CSV): no retry can fix
+    it, the operator must (exit 2). The other regions are still processed."""
+
+    exit_code = EXIT_USAGE
+
+
 class SourceMismatch(FacadeError):
     """The bytes read for an upload are not the master's (size or hashes differ)."""
 

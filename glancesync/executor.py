@@ -69,6 +69,7 @@ class RegionResult:
     interrupted: bool = False
     has_work: bool = False  # the plan had operations (a dry run: a sync would change things)
     operations: list[dict[str, object]] = field(default_factory=list)  # as operations.as_dict
+    exit_code: int = 1  # of a failed region: 2 when only the operator can fix it
 
     def to_dict(self) -> dict[str, object]:
         """Plain data (a --parallel child hands its result to the parent as JSON)."""

@@ -25,6 +25,7 @@ from glancesync.exceptions import (
     EXIT_NEEDS_OPERATOR,
     EXIT_OK,
     EXIT_REGION_FAILED,
+    EXIT_USAGE,
     ConfigError,
     FacadeError,
     GlanceSyncError,
@@ -54,6 +55,8 @@ class RegionRef:
 
 
 def exit_code(results: list[RegionResult]) -> int:
+    if any(r.failed and r.exit_code == EXIT_USAGE for r in results):
+        return EXIT_USAGE  # the operator must fix something first: retrying cannot
     if any(r.failed for r in results):
         return EXIT_REGION_FAILED
     if any(r.needs_operator for r in results):
@@ -88,7 +91,15 @@ class Runner:
         """The master dict, listed once per run (SPEC §5.1)."""
         if self._master is None:
             facade = self.facade("master")
-            images = facade.list_images(self.settings.master_region)
+            region = self.settings.master_region
+            available = facade.regions()
+            if region not in available:  # no retry can fix a wrong name
+                raise ConfigError(
+                    f"unknown master_region '{region}': the master target has the regions "
+                    f"{', '.join(available) or 'none'} (set master_region in [main], or "
+                    "OS_REGION_NAME)"
+                )
+            images = facade.list_images(region)
             forced = frozenset().union(*(t.forcesyncs for t in self.settings.targets.values()))
             self._master, warnings = master_images(images, facade.tenant_id(), forced)
             for warning in warnings:
@@ -215,6 +226,7 @@ class Runner:
         except FacadeError as exc:
             log.error(str(exc))
             result = RegionResult(ref.fullname, failed=True, error=str(exc))
+            result.exit_code = exc.exit_code
         except GlanceSyncError:
             raise
         except Exception as exc:  # a bug: fail this region loudly, go on with the next
@@ -368,18 +380,18 @@ class Runner:
 
     def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
         self.master()
-        plans, failed = [], False
+        plans, failed = [], EXIT_OK
         for ref in refs:
             try:
                 plans.append(self.plan(ref))
             except FacadeError as exc:
                 log.error(str(exc))
-                failed = True
+                failed = max(failed, exc.exit_code, key=_severity)
         for plan in plans:
             for warning in plan.warnings:
                 log.warning(warning)
         if failed or self.failed_targets:
-            return plans, EXIT_REGION_FAILED
+            return plans, max(failed, EXIT_REGION_FAILED, key=_severity)
         return plans, EXIT_NEEDS_OPERATOR if any(p.needs_operator for p in plans) else EXIT_OK
 
     def make_backups(self, refs: list[RegionRef], base: str = ".") -> int:
@@ -449,6 +461,10 @@ def _child_result(ref: RegionRef, codes: dict[RegionRef, int], path: str) -> Reg
 def _index(refs: list[RegionRef], fullname: str) -> int:
     names = [ref.fullname for ref in refs]
     return names.index(fullname) if fullname in names else len(names)
+
+
+def _severity(code: int) -> int:
+    return {EXIT_OK: 0, EXIT_NEEDS_OPERATOR: 1, EXIT_USAGE: 3}.get(code, 2)
 
 
 def _unique_dir(path: str) -> str:

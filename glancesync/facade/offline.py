@@ -100,8 +100,8 @@ class _RegionFile:
             return
         try:
             rows = read_backup_rows(self.path, region=self.fullname)
-        except FacadeError as exc:
-            raise FacadeError(f"{self.fullname}: {exc}") from exc
+        except FacadeError as exc:  # the same kind (a malformed file stays BadInput)
+            raise type(exc)(f"{self.fullname}: {exc}") from exc
         self.entries = {image.id: _Entry(row, image) for row, image in rows}
         self.loaded, self.stamp = True, stamp
 

@@ -49,3 +49,12 @@ def test_target_whose_keystone_is_unreachable_fails_only_its_own_regions(testbed
     regions = gs("--show-regions", "--config", "other.keystone_url=http://127.0.0.1:9/v3")
     assert regions.returncode == 1
     assert "RegionA" in regions.stdout and "RegionC" not in regions.stdout
+
+
+def test_an_unknown_master_region_exits_2(testbed, gs):
+    testbed.create_image("Master", "img", data("img", 4 * KB), visibility="public")
+    sync = gs("RegionA", "--config", "main.master_region=Mastre")
+    out = sync.stdout + sync.stderr
+    assert sync.returncode == 2, out
+    assert "unknown master_region 'Mastre'" in out and "Master" in out
+    assert by_name(testbed, "RegionA") == {}

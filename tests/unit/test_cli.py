@@ -196,7 +196,7 @@ def test_an_image_needing_the_operator_exits_3_after_syncing_the_rest(fed, capsy
 def test_a_failing_region_is_reported_and_the_others_are_still_synced(fed, capsys):
     (fed / "regions" / "backup_Caceres.csv").write_text('Caceres,"unterminated\r\n')
     code, _, out = run_main(capsys, *gs(fed, "Caceres", "Burgos", "other:Madrid"))
-    assert code == 1
+    assert code == 2  # a malformed file: no retry can fix it, the operator must
     errors = [line for line in out.splitlines() if line.startswith("ERROR:")]
     assert errors[0].startswith("ERROR:Caceres: ")
     assert "backup_Caceres.csv, line 1" in errors[0]
@@ -209,8 +209,9 @@ def test_exit_codes_of_the_real_process(fed):
     operator = run_cli(fed, *gs(fed, "--show-status", "Caceres"))
     usage = run_cli(fed, *gs(fed, "--show-status", "--no-such-flag"))
     (fed / "regions" / "backup_Burgos.csv").write_text("Burgos,x\r\n")
-    failed = run_cli(fed, *gs(fed, "Burgos"))
-    assert [p.returncode for p in (ok, operator, usage, failed)] == [0, 3, 2, 1]
+    malformed = run_cli(fed, *gs(fed, "Burgos"))
+    failed = malformed  # kept for the message check below
+    assert [p.returncode for p in (ok, operator, usage, malformed)] == [0, 3, 2, 2]
     assert "error: unrecognized arguments: --no-such-flag" in usage.stderr
     assert "ERROR:Burgos: " in failed.stderr
     assert failed.stdout == ""
@@ -467,10 +468,10 @@ def test_parallel_logs_each_region_to_its_file(fed, children):
     assert "Traceback" not in process.stderr
 
 
-def test_parallel_exit_1_when_a_region_fails_while_the_others_succeed(fed):
+def test_parallel_exit_2_when_a_region_has_a_malformed_file_while_the_others_succeed(fed):
     (fed / "regions" / "backup_Caceres.csv").write_text("Caceres,only,three\r\n")
     process = run_cli(fed, *gs(fed, "--parallel", "Caceres", "Burgos", "other:Madrid"))
-    assert process.returncode == 1
+    assert process.returncode == 2  # no retry can fix the file: it outranks a failure
     assert "Region Caceres has finished with errors" in process.stderr
     assert "Region Burgos has finished\n" in process.stderr
     files = parallel_logs(fed)
@@ -575,11 +576,11 @@ def test_show_status_json_lists_pending_obsolete_renames(fed, capsys):
 
 
 @pytest.mark.parametrize("mode", [[], ["--dry-run"], ["--show-status"], ["--parallel"]])
-def test_a_master_that_cannot_be_listed_stops_the_run_with_exit_1(fed, mode):
+def test_a_master_that_cannot_be_read_stops_the_run_with_exit_2(fed, mode):
     (fed / "regions" / "backup_Valladolid.csv").write_text("Valladolid,broken\r\n")
     before = snapshot(fed / "regions")
     process = run_cli(fed, *gs(fed, *mode, "Burgos", "other:Madrid"))
-    assert process.returncode == 1
+    assert process.returncode == 2  # a malformed master file: no retry can fix it
     assert process.stdout == ""
     errors = logs(process.stderr).strip().splitlines()
     assert errors == [
@@ -588,6 +589,18 @@ def test_a_master_that_cannot_be_listed_stops_the_run_with_exit_1(fed, mode):
     ]
     assert snapshot(fed / "regions") == before
     assert not list(fed.glob("sync_*"))
+
+
+@pytest.mark.parametrize("mode", [[], ["--show-status"], ["--parallel"]])
+def test_an_unknown_master_region_exits_2_naming_the_known_ones(fed, mode):
+    before = snapshot(fed / "regions")
+    process = run_cli(fed, *gs(fed, *mode, "Burgos", "--config", "main.master_region=Nowhere"))
+    assert process.returncode == 2  # a wrong name: no retry can fix it
+    errors = logs(process.stderr).strip().splitlines()
+    assert len(errors) == 1
+    assert errors[0].startswith("ERROR:unknown master_region 'Nowhere'")
+    assert "Valladolid" in errors[0]
+    assert snapshot(fed / "regions") == before
 
 
 def test_the_master_region_as_a_destination_reports_ok_and_is_never_written(fed, capsys):
