@@ -103,7 +103,7 @@ def test_a_sync_ends_with_a_summary_per_region_and_in_total(fed, capsys):
 def test_parallel_ends_with_the_summary_of_every_child(fed):
     (fed / "regions" / "backup_Caceres.csv").write_text("Caceres,only,three\r\n")
     process = run_cli(fed, *gs(fed, "--parallel", "Caceres", "Burgos", "other:Madrid"))
-    assert process.returncode == 1
+    assert process.returncode == 2  # a malformed backup file: no retry can fix it
     lines = logs(process.stderr).splitlines()
     summary = lines[lines.index("INFO:======Summary") + 1 :]
     assert summary[0].startswith("WARNING:Caceres: FAILED (Caceres: ")
@@ -193,9 +193,9 @@ def test_report_of_a_run_that_stopped_says_why(fed, capsys):
     (fed / "regions" / "backup_Valladolid.csv").write_text("Valladolid,broken\r\n")
     report = fed / "report.json"
     code, _, _ = run_main(capsys, *gs(fed, "--report", str(report), "Burgos"))
-    assert code == 1
+    assert code == 2  # a malformed backup file: no retry can fix it
     document = valid(report.read_text())
-    assert document["exit_code"] == 1
+    assert document["exit_code"] == 2
     assert "backup_Valladolid.csv, line 1" in document["error"]
 
 
@@ -222,7 +222,7 @@ def test_metrics_file_for_node_exporter(fed, capsys):
     # A failing run keeps the last success time and says which region failed.
     (fed / "regions" / "backup_Burgos.csv").write_text("Burgos,x\r\n")
     code, _, _ = run_main(capsys, *gs(fed, "--metrics-file", str(path), "master:"))
-    assert code == 1
+    assert code == 2  # a malformed backup file
     m = metrics(path)
     assert m[("glancesync_last_success_timestamp_seconds", ())] == success
     assert m[("glancesync_last_run_success", ())] == 0
@@ -233,7 +233,7 @@ def test_metrics_file_for_node_exporter(fed, capsys):
 def test_a_first_failing_run_has_no_last_success(fed, capsys):
     path = fed / "glancesync.prom"
     (fed / "regions" / "backup_Burgos.csv").write_text("Burgos,x\r\n")
-    assert run_main(capsys, *gs(fed, "--metrics-file", str(path), "Burgos"))[0] == 1
+    assert run_main(capsys, *gs(fed, "--metrics-file", str(path), "Burgos"))[0] == 2
     names = {name for name, _ in metrics(path)}
     assert "glancesync_last_success_timestamp_seconds" not in names
     assert "glancesync_last_run_timestamp_seconds" in names
