@@ -147,7 +147,12 @@ class OfflineFacade(Facade):
     @classmethod
     def for_target(cls, target: TargetConfig, directory: str) -> OfflineFacade:
         """The facade for a configured target; the tenant name is the project name."""
-        return cls(target.name, directory, target.tenant_id, target.credentials.project_name)
+        creds = target.credentials
+        tenant_name = creds.project_name
+        if creds.from_environment and not creds.cloud:
+            # OS_* credentials stay in the environment (openstacksdk reads them online).
+            tenant_name = os.environ.get("OS_PROJECT_NAME") or os.environ.get("OS_TENANT_NAME")
+        return cls(target.name, directory, target.tenant_id, tenant_name)
 
     # -- reading ------------------------------------------------------------------------
     def regions(self) -> list[str]:

@@ -842,3 +842,12 @@ def test_the_sample_configuration_loads():
     assert settings.master.obsolete_syncprops == {"sdc_aware"}
     assert settings.master.metadata_condition is None
     assert settings.images_dir == "/var/lib/glance/images"
+
+
+def test_a_misspelt_username_is_pointed_to_username_not_rename(write):
+    path = write("[main]\nmaster_region = R\n[master]\nusernme = u\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={})
+    assert str(err.value) == (
+        f"[{path}] section [master]: unknown option 'usernme' (did you mean 'username'?)"
+    )

@@ -133,6 +133,15 @@ def test_for_target_takes_tenant_from_the_target_config(tmp_path: Path) -> None:
     assert OfflineFacade.for_target(target, str(tmp_path)).tenant_id() == "fixedid"
 
 
+def test_for_target_with_environment_credentials_uses_os_project_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OS_TENANT_NAME", raising=False)
+    monkeypatch.setenv("OS_PROJECT_NAME", "envproject")
+    target = TargetConfig(name="master", credentials=Credentials(from_environment=True))
+    assert OfflineFacade.for_target(target, str(tmp_path)).tenant_id() == "envprojectid"
+
+
 # -- listing ------------------------------------------------------------------------------
 def test_list_images_parses_the_old_rows(offline_dir: Path) -> None:
     assert facade(offline_dir).list_images("Burgos") == [
