@@ -312,10 +312,12 @@ class Executor:
         try:
             if op.kind == RENAME:
                 assert op.old is not None and op.old_name is not None
+                # Set first: an interruption while this call is in flight may find the
+                # rename done; renaming back is harmless when it was not.
+                renamed = True
                 self.facade.update_image(
                     self.region, op.old.id, {"name": op.old_name, "visibility": "private"}
                 )
-                renamed = True
             self.facade.update_image(self.region, created.id, final)
             promoted = True
             if op.kind == REPLACE:
@@ -343,18 +345,32 @@ class Executor:
     def _delete_old(self, op: CopyImage, created: Image) -> None:
         """Delete the replaced copy. If that fails and it is still there, take the new one
         back out (two copies with one name would be ambiguous); if it is gone, the
-        delete did happen (a lost answer) and the new copy stays."""
+        delete did happen (a lost answer) and the new copy stays. An interruption during
+        the delete sends it once more (completing the swap) before it goes on."""
         assert op.old is not None
+        interruption: BaseException | None = None
         try:
             self.facade.delete_image(self.region, op.old.id)
             return
         except FacadeError as exc:
             error = exc
+        except (Interrupted, KeyboardInterrupt) as exc:
+            # The new copy is already in place: finish the swap (the delete may never have
+            # reached Glance) rather than stop with two copies named X.
+            interruption = exc
+            try:
+                self.facade.delete_image(self.region, op.old.id)
+            except FacadeError as again:
+                error = again
+            else:
+                raise interruption  # done: the interruption goes on
         try:
             still_there = self.facade.get_image(self.region, op.old.id) is not None
         except FacadeError:
             still_there = True
         if not still_there:
+            if interruption is not None:
+                raise interruption
             return
         demote: MetadataChanges = {
             "name": self.run_id.temp_name(op.name),
@@ -368,7 +384,12 @@ class Executor:
             self.facade.delete_image(self.region, created.id)
 
         if self._undo(take_back, f"the new copy {created.id} of {op.name} could not be removed"):
+            if interruption is not None:
+                raise interruption
             raise FacadeError(f"{error} (the new copy of {op.name} was removed again)") from error
+        if interruption is not None:
+            log.error(str(error))
+            raise interruption
         raise error
 
     def _undo(self, action: Callable[[], None], what: str) -> bool:

@@ -44,6 +44,25 @@ JSON_PATCH = "application/openstack-images-v2.1-json-patch"
 DEFAULT_RETRIES = 3
 RETRIABLE_STATUSES = (502, 503, 504)
 
+
+def _from_response(response: requests.Response, body: Any = None) -> Exception:
+    """glanceclient's ``exc.from_response`` for error bodies of any shape.
+
+    It expects Glance's nested JSON (``{"error": {"message": ...}}``); a flat JSON body, as
+    some gateways and proxies answer, made it raise AttributeError ("'str' object has no
+    attribute 'get'") instead of the HTTP error, which then hid the status and the cause.
+    """
+    try:
+        return _glance_from_response(response, body)
+    except (AttributeError, TypeError, ValueError):
+        cls = glance_exc._code_map.get(response.status_code, glance_exc.HTTPException)
+        text = " ".join(response.text.split())[:300]
+        return cls(details=f"{response.status_code} {response.reason}: {text}")
+
+
+_glance_from_response = glance_exc.from_response
+glance_exc.from_response = _from_response  # glanceclient's http module looks it up there
+
 class OpenStackFacade(Facade):
     """Glance v2 regions of one target, reached through one Keystone v3 session."""
 

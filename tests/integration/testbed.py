@@ -550,6 +550,9 @@ class TestBed:
         self._services: dict[str, _Service] = {}
         self._helpers: list[subprocess.Popen] = []  # keystone-manage runs
         self._glance_urls: dict[str, str] = {}
+        self._launched: dict[str, dict] = {}  # service name -> how it was started
+        self._pids: dict[str, int] = {}  # service name -> pid, of an attached bed
+        self._restarted: list[subprocess.Popen] = []  # servers restarted in an attached bed
         self._attached = False
 
     # -- public API ---------------------------------------------------------------------
@@ -644,11 +647,91 @@ class TestBed:
                     "target_regions"):
             setattr(bed, key, state[key])
         bed._glance_urls = state["glance_urls"]
+        bed._launched = state.get("launched", {})
+        bed._pids = dict(state["pids"])
         for name, pid in state["pids"].items():
             if not any(base.as_posix() in _cmdline(p) for p in _pgroup_members(pid)):
                 raise TestBedError(f"{name} of the test bed in {base} is not running "
                                    "(start a new one, or unset GLANCESYNC_TESTBED_BASE)")
         return bed
+
+    # -- faults -------------------------------------------------------------------------
+
+    def set_endpoint(self, region: str, url: str, interface: str = "internal") -> str:
+        """Point ``region``'s image endpoint of ``interface`` at ``url``; returns the old URL.
+
+        Clients of the other interfaces still reach the server directly: a fault proxy put
+        in front of one Glance this way is seen only by a client configured for
+        ``interface``.
+        """
+        cloud = next((c for c in CLOUDS if region in c.regions), None)
+        if cloud is None:
+            raise KeyError(f"no region {region!r} in the test bed")
+        env = self.admin_env if cloud is CLOUDS[0] else self.target_admin_env
+        ks = _Keystone(env["OS_AUTH_URL"], env["OS_PASSWORD"])
+        found = ks.call("GET", f"/endpoints?interface={interface}&region_id={region}")[2]
+        endpoints = found["endpoints"]
+        if len(endpoints) != 1:
+            raise TestBedError(f"{len(endpoints)} {interface} endpoints for {region}")
+        ks.call("PATCH", f"/endpoints/{endpoints[0]['id']}", {"endpoint": {"url": url}})
+        return endpoints[0]["url"]
+
+    def kill_glance(self, region: str, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to every process of ``region``'s Glance API (a crash) and reap it."""
+        name = f"glance-{region}"
+        svc = self._services.get(name)
+        pgid = svc.proc.pid if svc is not None and svc.proc is not None else self._pids.get(name)
+        if pgid is None:
+            raise TestBedError(f"{name} is not running in this test bed")
+        marker = str(self.base)
+        members = [p for p in _pgroup_members(pgid) if marker in _cmdline(p)]
+        for pid in members:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        procs = [svc.proc] if svc is not None and svc.proc is not None else []
+        procs += [p for p in self._restarted if p.pid == pgid]
+        deadline = time.monotonic() + 15
+        while any(p in _pgroup_members(pgid) for p in members) and time.monotonic() < deadline:
+            for p in procs:
+                p.poll()
+            time.sleep(0.05)
+
+    def start_glance(self, region: str) -> None:
+        """Start ``region``'s Glance API again (after :meth:`kill_glance`), same port and
+        data; returns once it answers."""
+        name = f"glance-{region}"
+        launch = self._launched.get(name)
+        if launch is None:
+            raise TestBedError(f"do not know how {name} was started (an older test bed?)")
+        proc = self._popen(launch)
+        svc = self._services.get(name)
+        if svc is not None:
+            svc.proc = proc
+        else:
+            self._restarted.append(proc)
+            self._pids[name] = proc.pid
+        deadline = time.monotonic() + self.start_timeout
+        while True:
+            if proc.poll() is not None:
+                raise TestBedError(f"{name} exited with {proc.returncode} on restart\n"
+                                   f"{_tail(Path(launch['dir']) / 'server.log')}")
+            code = _http_status(launch["url"])
+            if code is not None and code < 500 and code != 404:
+                break
+            if time.monotonic() > deadline:
+                raise TestBedError(f"{name} not answering {self.start_timeout:.0f}s after restart")
+            time.sleep(0.2)
+        if self.base is not None:
+            if svc is not None:
+                self._write_pids()
+            else:
+                _write(self.base / "run" / f"{name}.pid", f"{proc.pid}\n")
+            self._write_state()
+
+    def _current_pids(self) -> dict[str, int]:
+        if self._services:
+            return {s.name: s.proc.pid for s in self._services.values() if s.proc}
+        return dict(self._pids)
 
     # -- bring-up -----------------------------------------------------------------------
 
@@ -875,7 +958,6 @@ service_token_roles_required = true
                         d / "glance-api.log")
 
     def _launch(self, sv: ServerVenv, svc: _Service) -> None:
-        out = open(svc.dir / "server.log", "ab")  # the child has its own copy
         if self.server == "uwsgi":
             cmd = [str(sv.bin / "uwsgi"), "--ini", str(self._uwsgi_ini(sv, svc))]
         else:
@@ -884,10 +966,17 @@ service_token_roles_required = true
         if self.die_with_parent and setpriv:
             # setpriv sets PR_SET_PDEATHSIG and execs the server: same PID, kept across exec
             cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
+        self._launched[svc.name] = {"cmd": cmd, "dir": str(svc.dir), "env": svc.env,
+                                    "url": svc.url(svc.ready_path)}
+        svc.proc = self._popen(self._launched[svc.name])
+
+    @staticmethod
+    def _popen(launch: dict) -> subprocess.Popen:
+        out = open(Path(launch["dir"]) / "server.log", "ab")  # the child has its own copy
         try:
-            svc.proc = subprocess.Popen(cmd, cwd=svc.dir, stdout=out, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True,
-                                        env=_server_environ(svc.env))
+            return subprocess.Popen(launch["cmd"], cwd=launch["dir"], stdout=out,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, env=_server_environ(launch["env"]))
         finally:
             out.close()
 
@@ -982,8 +1071,8 @@ env = PYTHONWARNINGS=ignore
             "env": self.env, "target_env": self.target_env, "admin_env": self.admin_env,
             "target_admin_env": self.target_admin_env, "regions": self.regions,
             "target_regions": self.target_regions, "glance_urls": self._glance_urls,
-            "pids": {s.name: s.proc.pid for s in self._services.values() if s.proc},
-            "server": self.server,
+            "pids": self._current_pids(),
+            "server": self.server, "launched": self._launched,
         }
         _write(self.base / "state.json", json.dumps(state, indent=2) + "\n")
         _write(self.base / "openrc", self.exports())

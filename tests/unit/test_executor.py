@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -737,3 +737,58 @@ def test_an_interrupted_rename_leaves_the_region_as_it_was(fed, when):
         target = TargetConfig("master", rename=frozenset({"any"}))
         fed.sync(target, facade=InterruptAt(fed.facade(), when))
     assert fed.burgos() == {"debian": old}
+
+
+class InterruptDuring(Recording):
+    """SIGTERM arrives while the write on ``image_id`` is in flight; ``applied``: Glance
+    did it (the answer was not read), else the request never reached Glance."""
+
+    def __init__(self, inner: OfflineFacade, image_id: str, applied: bool) -> None:
+        super().__init__(inner)
+        self.image_id, self.applied, self.fired = image_id, applied, False
+
+    def _interrupt(self, image_id: str, write: Callable[[], None]) -> None:
+        from glancesync.exceptions import Interrupted
+
+        if image_id != self.image_id or self.fired:
+            write()
+            return
+        self.fired = True
+        if self.applied:
+            write()
+        raise Interrupted(15, "SIGTERM")
+
+    def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        self._interrupt(image_id, lambda: super(InterruptDuring, self).update_image(
+            region, image_id, changes))
+
+    def delete_image(self, region: str, image_id: str) -> None:
+        self._interrupt(image_id, lambda: super(InterruptDuring, self).delete_image(
+            region, image_id))
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_rename_of_the_old_copy_interrupted_in_flight_is_undone(fed, applied):
+    from glancesync.exceptions import Interrupted
+
+    old = copy_in_burgos(img("debian", "d1"), visibility="community")
+    fed.write(MASTER, [img("debian", "d2")])
+    fed.write("Burgos", [old])
+    with pytest.raises(Interrupted):
+        target = TargetConfig("master", rename=frozenset({"any"}))
+        fed.sync(target, facade=InterruptDuring(fed.facade(), old.id, applied))
+    assert fed.burgos() == {"debian": old}
+
+
+@pytest.mark.parametrize("applied", [True, False])
+def test_a_delete_of_the_replaced_copy_interrupted_in_flight_is_completed(fed, applied):
+    from glancesync.exceptions import Interrupted
+
+    old = copy_in_burgos(img("debian", "d1"))
+    fed.write(MASTER, [img("debian", "d2")])
+    fed.write("Burgos", [old])
+    with pytest.raises(Interrupted):
+        target = TargetConfig("master", replace=frozenset({"any"}))
+        fed.sync(target, facade=InterruptDuring(fed.facade(), old.id, applied))
+    images = fed.facade().list_images("Burgos")
+    assert [(i.name, i.checksum) for i in images] == [("debian", img("debian", "d2").checksum)]
