@@ -35,6 +35,16 @@ def cell(rows: list[faultcases.Row], known: dict[str | None, str]) -> str:
     return "<br>".join(r.text(known) for r in rows) or "(nothing)"
 
 
+def caught(outcome: faultcases.Outcome) -> str:
+    n = len(outcome.caught_in_db)
+    if not n:
+        return ""
+    # rows read "name id (status, visibility) md5 ..."
+    statuses = sorted({row.split("(", 1)[1].split(",", 1)[0] for row in outcome.caught_in_db})
+    return (f" ({n} hidden marked temporary cop{'y' if n == 1 else 'ies'} with wrong bytes, "
+            f"now {'/'.join(statuses)})")
+
+
 def status_summary(outcome: faultcases.Outcome) -> str:
     lines = outcome.status.stdout.splitlines()
     oks = sum(1 for line in lines if line.startswith("ok,"))
@@ -94,7 +104,7 @@ def print_table(faults: faultcases.FaultBed, cases: list[faultcases.Case]) -> No
                 f"{case.name}: {case.what}" if first else "",
                 f"{outcome.run.returncode} ({case.exit_code})" if first else "",
                 ("yes: " + "; ".join(outcome.wrong_active + outcome.wrong_in_db)
-                 if wrong else "no") if first else "",
+                 if wrong else "no" + caught(outcome)) if first else "",
                 region,
                 cell(outcome.after[region], known),
                 cell(outcome.final[region], known),

@@ -166,6 +166,7 @@ class Outcome:
     status: subprocess.CompletedProcess
     wrong_active: list[str]  # seen by the poller while the faulty run went on
     wrong_in_db: list[str]  # rows of RegionA's database: ever activated with wrong bytes
+    caught_in_db: list[str]  # marked hidden private temporary copies with wrong bytes
     faults: list[Fault] = field(default_factory=list)
     polls: int = 0
     seconds: dict[str, float] = field(default_factory=dict)  # per phase
@@ -319,7 +320,7 @@ class FaultBed:
         lap("faulty run")
         after = self.rows()
         master_after = self.master_listing()
-        wrong_in_db = self.wrong_in_database(allowed)
+        wrong_in_db, caught_in_db = self.wrong_in_database(allowed)
         lap("look")
         rerun = self.glancesync(config)
         lap("rerun")
@@ -328,12 +329,14 @@ class FaultBed:
         final = self.rows()
         lap("look again")
         return Outcome(case, before, after, final, master_before, master_after, run,
-                       rerun, status, poller.wrong, wrong_in_db, faults, poller.polls, seconds)
+                       rerun, status, poller.wrong, wrong_in_db, caught_in_db, faults,
+                       poller.polls, seconds)
 
-    def wrong_in_database(self, allowed: set[str]) -> list[str]:
+    def wrong_in_database(self, allowed: set[str]) -> tuple[list[str], list[str]]:
         """Images of RegionA's Glance that were ever active with bytes not in ``allowed``
-        and not as a marked, hidden, private temporary copy (deleted ones included: Glance
-        keeps their rows, and the checksum is only set on activation)."""
+        (deleted ones included: Glance keeps their rows, and sets the checksum only on
+        activation): those a user could have taken for a synced image, and the marked,
+        hidden, private temporary copies (caught by the verification)."""
         db = Path(self.bed.base) / "glance" / PROXIED / "glance.db"
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
             rows = conn.execute(
@@ -341,12 +344,14 @@ class FaultBed:
                 "WHERE checksum IS NOT NULL").fetchall()
             marked = {r[0] for r in conn.execute(
                 "SELECT image_id FROM image_properties WHERE name = ?", (MARKER,))}
-        wrong = []
+        wrong, caught = [], []
         for image_id, name, status, checksum, visibility, hidden in rows:
+            if checksum in allowed:
+                continue
             temporary = image_id in marked and hidden and visibility == "private"
-            if checksum not in allowed and not temporary:
-                wrong.append(f"{name} {image_id} ({status}, {visibility}) md5 {checksum}")
-        return wrong
+            (caught if temporary else wrong).append(
+                f"{name} {image_id} ({status}, {visibility}) md5 {checksum}")
+        return wrong, caught
 
 
 def _row(image: dict) -> Row:
