@@ -84,7 +84,11 @@ class Image:
 
     def __post_init__(self) -> None:
         # Values are strings in Glance v2; old backups may hold ints (SPEC §4.2).
-        self.properties = {str(k): _as_str(v) for k, v in dict(self.properties).items()}
+        # (type checks inline: this runs for every row of every backup read)
+        self.properties = {
+            k if type(k) is str else str(k): v if type(v) is str else _as_str(v)
+            for k, v in dict(self.properties).items()
+        }
         self.size = int(self.size or 0)
 
     # -- compatibility with old metadata_condition expressions -------------------------

@@ -619,3 +619,12 @@ def test_the_master_region_as_a_destination_reports_ok_and_is_never_written(fed,
     assert master_file.read_bytes() == before
     code, out, _ = run_main(capsys, *gs(fed, "--show-status", "Valladolid"))
     assert out.splitlines() == ["ok,Valladolid,cirros", "ok,Valladolid,base_debian_12"]
+
+
+def test_a_run_leaves_the_garbage_collector_settings_as_they_were(fed, capsys):
+    import gc
+
+    before = gc.get_threshold()
+    code, _, _ = run_main(capsys, *gs(fed, "--show-status", "Burgos"))
+    assert code == 0
+    assert gc.get_threshold() == before
