@@ -164,6 +164,8 @@ def plan_region(
             break
         blocked |= newly
     plans.sort(key=lambda p: (p.master.size, p.name))
+    if not is_master:
+        _flag_stuck_duplicates(plans, duplicates, target)
 
     obsolete: list[ObsoleteUpdate] = []
     if target.support_obsolete_images and not is_master:
@@ -212,6 +214,36 @@ def _operations(
         assert p.dest is not None
         ops.append(FixAmi(p.name, p.dest, p.changes, dict(p.ami_refs)))
     return ops
+
+
+def _flag_stuck_duplicates(
+    plans: list[ImagePlan], duplicates: dict[str, list[Image]], target: TargetConfig
+) -> None:
+    """An image with a second copy of other content that no rule removes (a replace whose
+    deletes failed, then the rule was dropped; a protected old copy; two uploads by hand)
+    is error_checksum, not ok: the name is ambiguous for every user of the region until
+    the operator decides (a rule for its checksum, or deleting it)."""
+    for p in plans:
+        if p.status not in (OK, PENDING_METADATA, PENDING_AMI):
+            continue
+        stuck = [
+            other
+            for other in duplicates.get(p.name, [])
+            if not other.same_content(p.master)
+            and (
+                (rule := _conflict_rule(other.content_ids(), target)) == ERROR_CHECKSUM
+                or (rule == PENDING_REPLACE and other.protected)
+            )
+        ]
+        if stuck:
+            ids = ", ".join(other.id for other in stuck)
+            p.status = ERROR_CHECKSUM
+            p.changes = {}
+            p.problem = (
+                f"another copy named {p.name} ({ids}) has other content and no rule removes "
+                "it: list its checksum in replace or rename (or dontupdate to keep it), "
+                "unprotect it, or delete it"
+            )
 
 
 def _take(name: str, names: set[str]) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import socket
 import uuid
 from collections.abc import Iterator, Mapping
@@ -276,7 +277,7 @@ class OpenStackFacade(Facade):
                 service_type="image", region_name=region, interface=interface
             ):
                 raise ksa_exc.EndpointNotFound(f"no {interface} image endpoint for region {region}")
-            self._clients[region] = glanceclient.Client(
+            client = glanceclient.Client(
                 "2",
                 session=self._session,
                 region_name=region,
@@ -287,13 +288,16 @@ class OpenStackFacade(Facade):
                 status_code_retries=self.retries,
                 retriable_status_codes=list(RETRIABLE_STATUSES),
             )
+            _robust_errors(client.http_client)
+            self._clients[region] = client
         return self._clients[region]
 
     def _error(self, what: str, exc: BaseException, during: str = "") -> FacadeError:
         """``what``. Cause: <cause>, transient when trying again may work."""
         cause = self._cause(exc)
-        if during and _is_reset(exc):
-            cause = f"connection reset during {during}: {cause}"
+        reset = _reset_cause(exc)
+        if during and reset is not None:
+            cause = f"connection reset during {during}: {reset}"
         return FacadeError(f"{what}. Cause: {cause}", transient=_is_transient(exc))
 
     def _cause(self, exc: BaseException) -> str:
@@ -307,6 +311,9 @@ class OpenStackFacade(Facade):
         if _is_timeout(exc):
             text = _one_line(exc)
             return text if "timed out" in text.lower() else f"timed out: {text}"
+        reset = _reset_cause(exc)
+        if reset is not None:  # the connection was made, then lost: no "finding address"
+            return f"connection reset: {reset}"
         return _connect_failure(exc) or _one_line(exc)
 
     def _keystone_name(self) -> str:
@@ -506,10 +513,78 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 def _is_reset(exc: BaseException) -> bool:
-    return any(
-        isinstance(e, (ConnectionResetError, BrokenPipeError, urllib3.exceptions.ProtocolError))
-        for e in _chain(exc)
-    )
+    return _reset_cause(exc) is not None
+
+
+def _reset_cause(exc: BaseException) -> str | None:
+    """What the socket said when an established connection was lost, else None."""
+    chain = list(_chain(exc))
+    for kinds in ((ConnectionResetError, BrokenPipeError), (urllib3.exceptions.ProtocolError,)):
+        found = next((e for e in chain if isinstance(e, kinds)), None)
+        if found is not None:
+            return _one_line(found)
+    return None
+
+
+# -- HTTP error answers -------------------------------------------------------------------
+MAX_ERROR_BODY = 300  # characters of an error body kept in a message
+
+
+def _robust_errors(http_client: Any) -> None:
+    """Make ``http_client`` turn every error answer into glanceclient's exception for its
+    status, with the status and the body in the message, whatever the body's shape.
+
+    glanceclient reads a JSON error body as a dict of dicts and fails on anything else
+    (a gateway's ``"busy"``, a list, invalid JSON): "'str' object has no attribute
+    'get'" would be all the operator saw."""
+    original = http_client._handle_response
+
+    def handle_response(resp: requests.Response) -> Any:
+        if not resp.ok:
+            raise _http_error(resp)
+        return original(resp)
+
+    http_client._handle_response = handle_response
+
+
+def _http_error(resp: requests.Response) -> glance_exc.HTTPException:
+    cls = glance_exc._code_map.get(resp.status_code, glance_exc.HTTPException)
+    status = f"{resp.status_code} {resp.reason or ''}".strip()
+    body = _body_text(resp)
+    return cls(details=f"{status}: {body}" if body else status)
+
+
+def _body_text(resp: requests.Response) -> str:
+    try:
+        raw = resp.content or b""
+    except Exception:  # noqa: BLE001 - the body could not be read: the status is enough
+        return ""
+    ctype = resp.headers.get("content-type", "")
+    text = raw.decode("utf-8", "replace")
+    if "json" in ctype:
+        try:
+            text = _json_text(json.loads(text))
+        except ValueError:
+            pass
+    elif "html" in ctype:
+        text = re.sub(r"<[^>]*>", " ", text)
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_BODY else text[:MAX_ERROR_BODY] + "..."
+
+
+def _json_text(value: Any) -> str:
+    """The messages of a JSON error body: ``{"message": ...}`` at any depth, else every
+    string in it; anything else as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        message = value.get("message")
+        if isinstance(message, str):
+            return message
+        return " ".join(part for part in map(_json_text, value.values()) if part)
+    if isinstance(value, list):
+        return " ".join(part for part in map(_json_text, value) if part)
+    return json.dumps(value)
 
 
 def _is_timeout(exc: BaseException) -> bool:

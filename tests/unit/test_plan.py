@@ -186,9 +186,31 @@ def test_duplicates_prefer_the_copy_with_the_master_content():
         dest(m, id="o2", checksum="y"),
     )
     got, plan = statuses([m], [other1, match, other2])
-    assert got == {"a": "ok"}
+    # the right copy is kept, but two others of other content stay beside it and no
+    # rule removes them: the name is ambiguous, the operator must decide
+    assert got == {"a": "error_checksum"}
     assert plan.images[0].dest.id == "m"
+    assert "o1, o2" in plan.images[0].problem
     assert len(plan.warnings) == 2
+
+
+def test_a_duplicate_that_a_rule_covers_keeps_the_image_ok_and_is_removed():
+    m = img("a")
+    old, match = dest(m, id="old", checksum="x"), dest(m, id="m")
+    got, plan = statuses([m], [old, match], replace=frozenset({"x"}))
+    assert got == {"a": "ok"}
+    assert [type(op).__name__ for op in plan.operations] == ["RemoveDuplicate"]
+    got, plan = statuses([m], [old, match], dontupdate=frozenset({"x"}))
+    assert got == {"a": "ok"}  # the operator said to keep it
+    assert plan.operations == []
+
+
+def test_a_protected_duplicate_under_replace_needs_the_operator():
+    m = img("a")
+    old, match = dest(m, id="old", checksum="x", protected=True), dest(m, id="m")
+    got, plan = statuses([m], [old, match], replace=frozenset({"x"}))
+    assert got == {"a": "error_checksum"}
+    assert "unprotect" in plan.images[0].problem
 
 
 # -- AMI ---------------------------------------------------------------------------
