@@ -19,7 +19,6 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -136,9 +135,9 @@ def make_handler(stream: IO[str] | None = None, path: str | None = None) -> logg
 
 
 def level_for(verbosity: int) -> int:
-    return logging.WARNING if verbosity <= QUIET else logging.DEBUG if verbosity >= VERBOSE else (
-        logging.INFO
-    )
+    if verbosity <= QUIET:
+        return logging.WARNING
+    return logging.DEBUG if verbosity >= VERBOSE else logging.INFO
 
 
 @contextmanager
@@ -206,10 +205,3 @@ def quiet_broken_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):  # no real fd (captured in tests)
         pass
-
-
-def now_iso(timestamp: float | None = None) -> str:
-    """Local time with its UTC offset, second precision: for reports."""
-    t = time.localtime(timestamp if timestamp is not None else time.time())
-    text = time.strftime("%Y-%m-%dT%H:%M:%S%z", t)
-    return f"{text[:-2]}:{text[-2:]}"

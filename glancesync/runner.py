@@ -100,6 +100,7 @@ class Runner:
                     "OS_REGION_NAME)"
                 )
             images = facade.list_images(region)
+            log.debug(f"{region}: {len(images)} images in the master region")
             forced = frozenset().union(*(t.forcesyncs for t in self.settings.targets.values()))
             self._master, warnings = master_images(images, facade.tenant_id(), forced)
             for warning in warnings:
@@ -202,6 +203,7 @@ class Runner:
         facade = self.facade(ref.target)
         target = self.settings.targets[ref.target]
         images = facade.list_images(ref.region)
+        log.debug(f"{ref.fullname}: {len(images)} images listed")
         return plan_region(
             ref.fullname,
             self.master(),

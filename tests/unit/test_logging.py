@@ -40,10 +40,15 @@ def test_quiet_shows_only_warnings_and_errors(fed, capsys):
     assert "WARNING:Image base_debian_12 has a different checksum" in err
 
 
-def test_verbose_and_debug_are_accepted_and_still_show_info(fed, capsys):
+def test_verbose_and_debug_add_debug_lines_and_still_show_info(fed, capsys):
     for flag in ("-v", "-vv", "--debug"):
         assert main(gs(fed, flag, "--dry-run", "Burgos")) == 0
-        assert "INFO:Burgos: Pending: cirros" in logs(capsys.readouterr().err)
+        err = logs(capsys.readouterr().err)
+        assert "INFO:Burgos: Pending: cirros" in err
+        assert "DEBUG:Valladolid: 3 images in the master region" in err
+        assert "DEBUG:Burgos: 0 images listed" in err
+    assert main(gs(fed, "--dry-run", "Burgos")) == 0
+    assert "DEBUG:" not in capsys.readouterr().err
 
 
 def test_log_file_gets_the_same_lines_appended(fed, capsys):
