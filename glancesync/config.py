@@ -125,6 +125,9 @@ class TargetConfig:
     list_images_timeout: int = 30
     transfer_timeout: int = 600  # seconds of silence allowed during an upload or delete
     retries: int = 3  # of a request that failed transiently (connection, 502/503/504)
+    # Let a region whose Glance offers glance-download pull the image from the master
+    # itself (same Keystone only); False: always stream the bytes through glancesync.
+    server_side_copy: bool = True
 
     @property
     def is_master(self) -> bool:
@@ -397,6 +400,7 @@ _TARGET_PARSERS: dict[str, Callable[[_Value], Any]] = {
     "list_images_timeout": _int_parser(1),
     "transfer_timeout": _int_parser(1),
     "retries": _int_parser(0),
+    "server_side_copy": _parse_bool,
     "use_keystone_v3": _parse_bool,  # accepted for old files; v3 is the only one
 }
 _PARSERS = {**_MAIN_PARSERS, **_TARGET_PARSERS}
@@ -746,6 +750,7 @@ def _build_target(
         list_images_timeout=_get(chain, "list_images_timeout", 30),
         transfer_timeout=_get(chain, "transfer_timeout", 600),
         retries=_get(chain, "retries", 3),
+        server_side_copy=_get(chain, "server_side_copy", True),
         **{option: _get(chain, option, frozenset()) for option in sets},
     )
 

@@ -81,6 +81,14 @@ class RegionResult:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
+def _server_copyable(master: Image) -> bool:
+    """Only a copy that can be checked against the master's own hashes is left to the
+    region (and Glance refuses an import without disk and container formats)."""
+    return bool(
+        master.size and master.checksum and master.disk_format and master.container_format
+    )
+
+
 class Executor:
     def __init__(
         self,
@@ -93,6 +101,9 @@ class Executor:
         run: RunId | None = None,
         retries: int = DEFAULT_RETRIES,
         sleep: Callable[[float], None] = time.sleep,
+        done_with: Callable[[Image], None] | None = None,
+        check_stop: Callable[[], None] | None = None,
+        server_copy: Callable[[Image, Image], Image] | None = None,
     ) -> None:
         self.facade = facade
         self.region = region  # plain name, for the facade
@@ -103,6 +114,14 @@ class Executor:
         self.run_id = run or RunId()
         self.retries = retries
         self._sleep = sleep
+        # done_with(master): this region no longer needs those bytes (uploaded, failed or
+        # skipped), so a read shared with other regions does not wait for it.
+        self._done_with = done_with or (lambda master: None)
+        # Run in a thread, the executor learns of an interruption from check_stop().
+        self._check_stop = check_stop or (lambda: None)
+        # server_copy(temporary, master): the region makes the copy from the master
+        # itself (no bytes through us); None: stream every image.
+        self._server_copy = server_copy
         self.fullname = plan.region
         self.dest_ids = dict(plan.dest_ids)  # grows as copies are put in place
         self.failed_names: set[str] = set()
@@ -120,6 +139,7 @@ class Executor:
         self._start = time.monotonic()
         try:
             for op in self.plan.operations:
+                self._check_stop()
                 self._apply(op)
         except (Interrupted, KeyboardInterrupt):
             self.result.interrupted = self.result.failed = True
@@ -224,6 +244,12 @@ class Executor:
 
     # -- copies -----------------------------------------------------------------------------
     def _copy(self, op: CopyImage) -> None:
+        try:
+            self._copy_image(op)
+        finally:
+            self._done_with(op.master)
+
+    def _copy_image(self, op: CopyImage) -> None:
         size = format_size(op.master.size or 0)
         counter = {REPLACE: "replaced", RENAME: "renamed"}.get(op.kind, "uploaded")
         if op.kind == REPLACE:
@@ -267,6 +293,10 @@ class Executor:
     def _upload_verified(self, op: CopyImage) -> Image:
         """Upload the temporary copy and check its content; retried when that may help."""
         temporary = self._temporary(op)
+        if self._server_copy is not None and _server_copyable(op.master):
+            created = self._copied_by_region(op, temporary)
+            if created is not None:
+                return created
         source = self.source_for(op.master)
         attempt = 0
         while True:
@@ -296,6 +326,32 @@ class Executor:
                     f"{exc} (retry {attempt} of {self.retries} in {delay:.1f} s)"
                 )
                 self._sleep(delay)
+                self._check_stop()
+
+    def _copied_by_region(self, op: CopyImage, temporary: Image) -> Image | None:
+        """The temporary copy made by the region itself from the master, checked against
+        the master's hashes; None (after a warning) when that did not work: stream it."""
+        assert self._server_copy is not None
+        try:
+            created = self._server_copy(temporary, op.master)
+        except FacadeError as exc:
+            log.warning(f"{exc}; streaming the images to {self.fullname} instead")
+            self._server_copy = None  # the next images are streamed straight away
+            return None
+        problem = ImageSource(op.master, "the master", lambda: iter(())).check_copy(created)
+        if problem is None:
+            log.info(f"{self.fullname}: {op.name} copied by the region from the master region")
+            return created
+        self._undo(
+            lambda: self.facade.delete_image(self.region, created.id),
+            f"the bad copy {created.id} of {op.name} could not be deleted",
+        )
+        log.warning(
+            f"{self.fullname}: the region's own copy of {op.name} does not have the master's "
+            f"content ({problem}); it was deleted, the image is streamed instead"
+        )
+        self._server_copy = None
+        return None
 
     def _swap(self, op: CopyImage, created: Image) -> None:
         """Put the verified copy in place; undo everything on a failure or interruption."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -42,3 +43,33 @@ def stop_on_signals() -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class StopToken:
+    """Carries an interruption from the main thread to the threads of a run.
+
+    Signals are delivered to the main thread only; the threads that upload to the regions
+    call :meth:`check` between operations and between chunks, and stop there the same
+    way (Interrupted, then the clean-up of what they had in flight).
+    """
+
+    def __init__(self) -> None:
+        self._signal: tuple[int, str] | None = None
+        self._event = threading.Event()
+
+    def stop(self, exc: Interrupted) -> None:
+        self._signal = (exc.signum, signal.Signals(exc.signum).name)
+        self._event.set()
+
+    def sleep(self, seconds: float) -> None:
+        """time.sleep that an interruption cuts short (a retry's backoff, up to 30 s)."""
+        self._event.wait(seconds)
+        self.check()
+
+    @property
+    def stopping(self) -> bool:
+        return self._signal is not None
+
+    def check(self) -> None:
+        if self._signal is not None:
+            raise Interrupted(*self._signal)

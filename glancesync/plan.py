@@ -69,13 +69,20 @@ class RegionPlan:
     dest_ids: dict[str, str]  # name -> id of the destination images kept in place
     dest_names: set[str]  # every name present in the region (for .old naming)
     operations: list[Operation] = field(default_factory=list)  # what a sync does, in order
+    # Names referenced as kernel/ramdisk by any master image: uploaded first. The same set
+    # in every region gives every region the same upload order, which a fan-out of the
+    # master's bytes to several regions at once relies on (no region waits for another
+    # that waits for it).
+    referenced: frozenset[str] = frozenset()
 
     def with_status(self, *statuses: str) -> list[ImagePlan]:
         return [p for p in self.images if p.status in statuses]
 
     def upload_order(self) -> list[ImagePlan]:
         """Content work: kernels/ramdisks first (their ids are needed), then size, name."""
-        referenced = ami.referenced_names({p.name: p.ami_refs for p in self.images})
+        referenced = self.referenced | ami.referenced_names(
+            {p.name: p.ami_refs for p in self.images}
+        )
         work = self.with_status(*CONTENT_STATUSES, *ERROR_STATUSES)
         return sorted(work, key=lambda p: (p.name not in referenced, p.master.size, p.name))
 
@@ -173,7 +180,12 @@ def plan_region(
         warnings += obsolete_warnings
         obsolete = obsolete_updates(masters, dest_images, target, tenant_id)
     names = {image.name for image in dest_images if image.name}
-    plan = RegionPlan(region, plans, obsolete, warnings, dest_ids, names)
+    everywhere = ami.referenced_names(
+        {name: ami.references(m, master_by_id) for name, m in master.items()}
+    )
+    plan = RegionPlan(
+        region, plans, obsolete, warnings, dest_ids, names, referenced=frozenset(everywhere)
+    )
     if not is_master:
         plan.operations = _operations(plan, leftovers, duplicates, target)
     return plan

@@ -1,4 +1,4 @@
-"""One region after another, or forked children (--parallel, max_children).
+"""One region after another, or all of them together in threads (fan-out, --parallel).
 
 The Runner owns the facades (one per target), lists the master region once per run,
 builds the region list from the command line and runs the per-region jobs: plan +
@@ -8,19 +8,18 @@ execute, status report, backup.
 from __future__ import annotations
 
 import contextlib
-import json
+import functools
 import logging
 import os
-import shutil
-import sys
-import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from glancesync import backup, logsetup, marker, report
-from glancesync.config import Settings
+from glancesync.config import Settings, TargetConfig
 from glancesync.exceptions import (
     EXIT_NEEDS_OPERATOR,
     EXIT_OK,
@@ -33,11 +32,14 @@ from glancesync.exceptions import (
 )
 from glancesync.executor import Executor, RegionResult
 from glancesync.facade.base import Facade, region_fullname
+from glancesync.fanout import POLL, FanOut
 from glancesync.image import Image
+from glancesync.interrupt import StopToken
+from glancesync.operations import CopyImage
 from glancesync.plan import RegionPlan, plan_region
 from glancesync.report import Run
 from glancesync.selection import master_images
-from glancesync.transfer import source_for
+from glancesync.transfer import ImageSource, source_for
 
 log = logging.getLogger("glancesync")
 
@@ -76,6 +78,7 @@ class Runner:
         self.failed_targets: dict[str, str] = {}
         self.backup_dir: str | None = None  # made by make_backups
         self.last_run: Run | None = None  # the last sync or dry run (summary, report, metrics)
+        self._copiers: dict[RegionRef, Callable[[Image, Image], Image] | None] = {}
 
     @property
     def master_ref(self) -> RegionRef:
@@ -238,20 +241,83 @@ class Runner:
         return result
 
     def _sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
-        plan = self.plan(ref)
+        return self.execute(ref, self.plan(ref), dry_run)
+
+    def source_opener(self, stop: StopToken | None = None) -> Callable[[Image], ImageSource]:
+        """Where the bytes of a master image are read from (images_dir file, master API)."""
         master_facade = self.facade("master")
 
-        def source(master: Image):
+        def source(master: Image) -> ImageSource:
             return source_for(
-                master, self.settings.images_dir, master_facade, self.settings.master_region
+                master,
+                self.settings.images_dir,
+                master_facade,
+                self.settings.master_region,
+                stop=stop,
             )
 
+        return source
+
+    def execute(
+        self,
+        ref: RegionRef,
+        plan: RegionPlan,
+        dry_run: bool,
+        fanout: FanOut | None = None,
+        stop: StopToken | None = None,
+    ) -> RegionResult:
+        """Apply ``plan``; with ``fanout``, the bytes come from reads shared by regions."""
         facade = self.facade(ref.target)
+        copier = None if dry_run else self.server_copier(ref)
         target = self.settings.targets[ref.target]
+        opener = self.source_opener(stop)
+        source: Callable[[Image], Any] = opener
+        done_with = None
+        if fanout is not None:
+            source = functools.partial(fanout.source, ref.fullname)
+            done_with = functools.partial(fanout.done, ref.fullname)
         executor = Executor(
-            facade, ref.region, target, plan, source, dry_run, self._run_id(), target.retries
+            facade,
+            ref.region,
+            target,
+            plan,
+            source,
+            dry_run,
+            self._run_id(),
+            target.retries,
+            sleep=stop.sleep if stop is not None else time.sleep,
+            done_with=done_with,
+            check_stop=stop.check if stop is not None else None,
+            server_copy=copier,
         )
         return executor.run()
+
+    def server_copier(self, ref: RegionRef) -> Callable[[Image, Image], Image] | None:
+        """How ``ref`` copies an image from the master itself, or None: stream to it.
+
+        Asked once per region and run (the pre-flight is a GET of its import methods).
+        """
+        if ref not in self._copiers:
+            self._copiers[ref] = self._make_copier(ref)
+        return self._copiers[ref]
+
+    def _make_copier(self, ref: RegionRef) -> Callable[[Image, Image], Image] | None:
+        target = self.settings.targets[ref.target]
+        if not target.server_side_copy or ref == self.master_ref:
+            return None
+        if not _same_keystone(target, self.settings.master):
+            return None  # the region's token would mean nothing to the master's Glance
+        facade = self.facade(ref.target)
+        master_region = self.settings.master_region
+        if facade.server_copy_unavailable(ref.region, master_region) is not None:
+            return None
+        log.info(f"{ref.fullname}: images are copied by the region from {master_region} "
+                 "(server-side copy)")
+
+        def copy(temporary: Image, master: Image) -> Image:
+            return facade.copy_from_region(ref.region, temporary, master_region, master.id)
+
+        return copy
 
     def _run_id(self) -> marker.RunId:
         """This run's identity, marked on its temporary copies (one per process)."""
@@ -289,96 +355,74 @@ class Runner:
         run = self._start_run(dry_run)
         self.master()  # a master that cannot be listed stops the run here
         log.info(f"======Master is {self.settings.master_region}")
-        for ref in refs:
-            log.info(f"======{ref.fullname}")
-            run.results.append(self.sync_region(ref, dry_run))
+        if dry_run or self._streaming_regions(refs) < 2:
+            # Nothing to share: one region after the other, each under its header.
+            for ref in refs:
+                log.info(f"======{ref.fullname}")
+                run.results.append(self.sync_region(ref, dry_run))
+            return self._finish_run(run)
+        # Several regions will need the same bytes: synchronise them together so that
+        # each master image is read once (fanout.py); every log line names its region.
+        with _region_prefixes():
+            self._sync_together(run, refs, dry_run, logdir=None)
         return self._finish_run(run)
 
     def sync_parallel(self, refs: list[RegionRef], dry_run: bool, base: str = ".") -> int:
         run = self._start_run(dry_run)
-        self.master()  # listed once, inherited by the children
+        self.master()  # a master that cannot be listed stops the run here
         logdir = _unique_dir(os.path.join(base, datetime.now().strftime("sync_%Y%m%d_%H%M%S")))
         run.log_dir = os.path.abspath(logdir)
         log.info(f"======Master is {self.settings.master_region}")
         log.info(f"Log files of the regions: {run.log_dir}")
-        running: dict[int, RegionRef] = {}
-        codes: dict[RegionRef, int] = {}
-        # Each child writes its RegionResult there as JSON: the parent's summary, report
-        # and metrics need them, and a file cannot block a child like a full pipe can.
-        results_dir = tempfile.mkdtemp(prefix="glancesync-results-")
-
-        def result_path(ref: RegionRef) -> str:
-            return os.path.join(results_dir, f"{refs.index(ref)}.json")
-
-        def wait() -> None:
-            ref, code = self._wait_child(running)
-            codes[ref] = code
-
-        try:
-            for ref in refs:
-                while len(running) >= self.settings.max_children:
-                    wait()
-                sys.stdout.flush()
-                sys.stderr.flush()
-                pid = os.fork()
-                if pid == 0:  # child
-                    os._exit(self._child(ref, dry_run, logdir, result_path(ref)))
-                running[pid] = ref
-            while running:
-                wait()
-        except Interrupted as exc:
-            # Children clean up their own copy in flight: tell them (a plain `kill` of
-            # this process reaches no child) and wait until each one has.
-            for pid in running:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, exc.signum)
-            while running:
-                wait()
-            run.results = [_child_result(ref, codes, result_path(ref)) for ref in codes]
-            raise
-        finally:
-            if not running:
-                run.results = [_child_result(ref, codes, result_path(ref)) for ref in codes]
-                run.results.sort(key=lambda r: _index(refs, r.region))
-                shutil.rmtree(results_dir, ignore_errors=True)
+        with _console_without_regions():
+            self._sync_together(run, refs, dry_run, logdir=logdir)
         log.info("All is done.")
         return self._finish_run(run)
 
-    def _child(self, ref: RegionRef, dry_run: bool, logdir: str, result_path: str) -> int:
-        try:
-            # Connections of the parent must not be shared: new facades in the child.
-            self._facades.clear()
-            logsetup.redirect_to_file(os.path.join(logdir, f"{ref.fullname}.txt"))
-            result = self.sync_region(ref, dry_run)
-            with open(result_path, "w", encoding="utf-8") as f:
-                json.dump(result.to_dict(), f)
-            return exit_code([result])
-        except GlanceSyncError as exc:
-            log.error(str(exc))
-            return exc.exit_code
-        except Interrupted as exc:
-            log.error(f"{ref.fullname}: {exc}; the operation in progress was cleaned up")
-            return exc.exit_code
-        except BaseException as exc:  # the parent reports the failure
-            log.error(f"{ref.fullname}: stopped: {exc!r}")
-            return EXIT_REGION_FAILED
-        finally:
-            self.close()
+    def _streaming_regions(self, refs: list[RegionRef]) -> int:
+        """How many of ``refs`` receive image bytes (offline regions record metadata only)."""
+        return sum(1 for ref in refs if self.facade(ref.target).streams_bytes)
 
-    @staticmethod
-    def _wait_child(running: dict[int, RegionRef]) -> tuple[RegionRef, int]:
-        while True:
-            pid, status = os.wait()
-            if pid in running:
-                break
-        ref = running.pop(pid)
-        code = os.waitstatus_to_exitcode(status)
-        code = code if code >= 0 else EXIT_REGION_FAILED
-        suffix = {EXIT_OK: "", EXIT_NEEDS_OPERATOR: " (some images need the operator)"}.get(
-            code, " with errors"
-        )
-        log.info(f"Region {ref.fullname} has finished{suffix}")
-        return ref, code
+    def _sync_together(
+        self, run: Run, refs: list[RegionRef], dry_run: bool, logdir: str | None
+    ) -> None:
+        """Every region in its own thread; their uploads share the reads of the master.
+
+        Each thread lists and plans its region; once every region is planned, the
+        fan-out is built from the plans (which region uploads which master image) and
+        each thread applies its plan. ``logdir``: each region logs to its own file there
+        and a line says when it has finished (``--parallel``). The regions' results go
+        to ``run.results``, in the order of ``refs``, also when interrupted.
+        """
+        for target in dict.fromkeys(ref.target for ref in refs):
+            # Authenticate each target once before the threads share its session.
+            with contextlib.suppress(FacadeError):
+                self.facade(target).tenant_id()
+        stop = StopToken()
+        together = _Together(self, refs, dry_run, stop)
+        threads = [
+            threading.Thread(
+                target=together.run_region, args=(ref, logdir), name=ref.fullname, daemon=True
+            )
+            for ref in refs
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                while thread.is_alive():
+                    thread.join(POLL)
+        except Interrupted as exc:
+            # Signals reach the main thread only: tell the regions, whose threads clean up
+            # what they have in flight, and wait until each one has.
+            stop.stop(exc)
+            for thread in threads:
+                while thread.is_alive():
+                    with contextlib.suppress(Interrupted):
+                        thread.join(POLL)
+            raise
+        finally:
+            run.results = [together.results[ref] for ref in refs if ref in together.results]
 
     def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
         self.master()
@@ -431,6 +475,193 @@ class Runner:
         return EXIT_REGION_FAILED if failed else EXIT_OK
 
 
+class _Together:
+    """The shared state of the regions synchronised together (see Runner._sync_together)."""
+
+    def __init__(self, runner: Runner, refs: list[RegionRef], dry_run: bool,
+                 stop: StopToken) -> None:
+        self.runner = runner
+        self.dry_run = dry_run
+        self.stop = stop
+        self.results: dict[RegionRef, RegionResult] = {}
+        self._expected = len(refs)
+        self._plans: dict[RegionRef, RegionPlan | None] = {}
+        self._lock = threading.Lock()
+        self._planned = threading.Event()
+        self.fanout: FanOut | None = None
+
+    def _report_plan(self, ref: RegionRef, plan: RegionPlan | None) -> None:
+        with self._lock:
+            self._plans[ref] = plan
+            if len(self._plans) == self._expected:
+                try:
+                    self.fanout = self._build_fanout()
+                except Exception as exc:  # a bug: every region reads on its own, but goes on
+                    log.exception(f"the shared reads could not be planned: {exc!r}")
+                    self.fanout = FanOut({}, self.runner.source_opener(self.stop), self.stop)
+                finally:
+                    self._planned.set()
+
+    def _build_fanout(self) -> FanOut:
+        runner = self.runner
+        expected: dict[str, set[str]] = {}
+        for ref, plan in self._plans.items():
+            if plan is None or self.dry_run or not runner.facade(ref.target).streams_bytes:
+                continue
+            if runner.server_copier(ref) is not None:
+                continue  # the region copies from the master itself
+            for op in plan.operations:
+                if isinstance(op, CopyImage):
+                    expected.setdefault(op.master.id, set()).add(ref.fullname)
+        return FanOut(expected, runner.source_opener(self.stop), self.stop)
+
+    def _wait_for_plans(self) -> FanOut:
+        while not self._planned.wait(POLL):
+            self.stop.check()
+        assert self.fanout is not None
+        return self.fanout
+
+    def run_region(self, ref: RegionRef, logdir: str | None) -> None:
+        _thread_region.name = ref.fullname
+        handler = _region_log_file(logdir, ref.fullname) if logdir else None
+        if logdir is None:
+            log.info(f"======{ref.fullname}")
+        start = time.monotonic()
+        fanout: FanOut | None = None
+        result = RegionResult(ref.fullname, failed=True)
+        code = EXIT_REGION_FAILED
+        try:
+            try:
+                plan = None
+                try:
+                    plan = self._plan(ref, result)
+                finally:
+                    self._report_plan(ref, plan)
+                if plan is not None:
+                    fanout = self._wait_for_plans()
+                    result = self.runner.execute(ref, plan, self.dry_run, fanout, self.stop)
+                    code = exit_code([result])
+            finally:
+                if fanout is not None:
+                    fanout.leave(ref.fullname)
+                # Changes a facade holds back (offline files) are written when the region
+                # ends, failed or interrupted too: what was done is recorded.
+                self.runner._flush(ref)
+        except Interrupted as exc:
+            log.error(f"{ref.fullname}: {exc}; the operation in progress was cleaned up")
+            result.interrupted = result.failed = True
+            code = exc.exit_code
+        except GlanceSyncError as exc:
+            log.error(str(exc))
+            result = RegionResult(ref.fullname, failed=True, error=str(exc))
+            result.exit_code = code = exc.exit_code
+        except Exception as exc:  # a bug: fail this region loudly, the others go on
+            log.exception(f"{ref.fullname}: unexpected error: {exc!r}")
+            result = RegionResult(ref.fullname, failed=True, error=f"unexpected error: {exc!r}")
+        finally:
+            result.elapsed = time.monotonic() - start
+            self.results[ref] = result
+            if handler is not None:
+                logging.getLogger("glancesync").removeHandler(handler)
+                handler.close()
+            _thread_region.name = None
+            if logdir is not None:  # on the console (no longer a line of the region's file)
+                suffix = {EXIT_OK: "", EXIT_NEEDS_OPERATOR: " (some images need the operator)"}
+                log.info(f"Region {ref.fullname} has finished{suffix.get(code, ' with errors')}")
+
+    def _plan(self, ref: RegionRef, result: RegionResult) -> RegionPlan | None:
+        try:
+            plan = self.runner.plan(ref)
+            if not self.dry_run:
+                self.runner.server_copier(ref)  # its pre-flight, before the fan-out is built
+            return plan
+        except FacadeError as exc:
+            log.error(str(exc))
+            result.error = str(exc)
+            result.exit_code = exc.exit_code
+            return None
+
+
+# -- log lines of regions synchronised together ---------------------------------------
+_thread_region = threading.local()  # .name: the region the current thread synchronises
+
+
+def _current_region() -> str | None:
+    return getattr(_thread_region, "name", None)
+
+
+class _RegionPrefix(logging.Filter):
+    """Lines of regions synchronised together start with the region when they do not
+    name it already (plan warnings, messages about a master image...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        region = _current_region()
+        if region is not None:
+            message = record.getMessage()
+            if region not in message:
+                record.msg, record.args = f"{region}: {message}", ()
+        return True
+
+
+@contextlib.contextmanager
+def _region_prefixes() -> Iterator[None]:
+    logger = logging.getLogger("glancesync")
+    prefix = _RegionPrefix()
+    logger.addFilter(prefix)
+    try:
+        yield
+    finally:
+        logger.removeFilter(prefix)
+
+
+class _OnlyRegion(logging.Filter):
+    def __init__(self, region: str) -> None:
+        super().__init__()
+        self.region = region
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _current_region() == self.region
+
+
+class _NotRegions(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _current_region() is None
+
+
+def _region_log_file(logdir: str, region: str) -> logging.Handler:
+    """``logdir/<region>.txt`` gets the lines of this region's thread, and only those."""
+    handler = logsetup.make_handler(path=os.path.join(logdir, f"{region}.txt"))
+    handler.addFilter(_OnlyRegion(region))
+    logging.getLogger("glancesync").addHandler(handler)
+    return handler
+
+
+@contextlib.contextmanager
+def _console_without_regions() -> Iterator[None]:
+    """With per-region log files, the regions' lines stay out of the other handlers."""
+    logger = logging.getLogger("glancesync")
+    handlers = list(logger.handlers)
+    quiet = _NotRegions()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
+def _same_keystone(target: TargetConfig, master: TargetConfig) -> bool:
+    if target.name == master.name:
+        return True
+    mine, theirs = target.credentials, master.credentials
+    if mine.cloud or theirs.cloud:
+        return bool(mine.cloud) and mine.cloud == theirs.cloud
+    return bool(mine.auth_url) and (mine.auth_url or "").rstrip("/") == (
+        theirs.auth_url or ""
+    ).rstrip("/")
+
+
 def preferable_order(refs: list[RegionRef], order: tuple[str, ...]) -> list[RegionRef]:
     """Entries of ``preferable_order`` first, in that order; then the rest as they were."""
     rest = list(refs)
@@ -442,27 +673,6 @@ def preferable_order(refs: list[RegionRef], order: tuple[str, ...]) -> list[Regi
                 rest.remove(ref)
                 break
     return first + rest
-
-
-def _child_result(ref: RegionRef, codes: dict[RegionRef, int], path: str) -> RegionResult:
-    """What a --parallel child reported; a child that died before it could say (killed,
-    a crash) is a failed region with its exit status as the error."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return RegionResult.from_dict(json.load(f))
-    except (OSError, ValueError, TypeError):
-        code = codes.get(ref, EXIT_REGION_FAILED)
-        return RegionResult(
-            ref.fullname,
-            failed=True,
-            interrupted=code > 128,
-            error=f"its process ended with exit code {code} before reporting",
-        )
-
-
-def _index(refs: list[RegionRef], fullname: str) -> int:
-    names = [ref.fullname for ref in refs]
-    return names.index(fullname) if fullname in names else len(names)
 
 
 def _severity(code: int) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 from glancesync.exceptions import SourceMismatch
 from glancesync.facade.base import Facade
 from glancesync.image import Image
+from glancesync.interrupt import StopToken
 from glancesync.units import format_rate, format_size
 
 CHUNK_SIZE = 1024 * 1024
@@ -48,8 +49,10 @@ class ImageSource:
         opener: Callable[[], Iterator[bytes]],
         progress: bool | None = None,
         fallbacks: list[tuple[str, Callable[[], Iterator[bytes]]]] | None = None,
+        stop: StopToken | None = None,
     ) -> None:
         self.master = master
+        self._stop = stop  # read in a thread of a run: an interruption stops the read
         self.description = description
         self._opener = opener
         self._fallbacks = list(fallbacks or [])
@@ -65,12 +68,16 @@ class ImageSource:
 
     def _reset(self) -> None:
         self.bytes_read = 0
-        self._md5 = hashlib.md5(usedforsecurity=False)
         # Without a master hash, the copy is checked against what we read: Glance's
         # default multihash is sha512.
         algo = self.master.os_hash_algo or "sha512"
         self.hash_algo = algo if algo in hashlib.algorithms_available else None
         self._multihash = hashlib.new(algo) if self.hash_algo else None
+        # Hashing is most of the CPU a transfer costs us. When the master's own multihash
+        # is checked, an md5 of the same bytes adds no safety: it is only computed when
+        # there is no such hash (then it is what the region's checksum is compared to).
+        checked = bool(self.master.os_hash_value) and self._multihash is not None
+        self._md5 = None if checked else hashlib.md5(usedforsecurity=False)
 
     def chunks(self) -> Iterator[bytes]:
         # Every read starts from scratch, so a retried upload is hashed correctly.
@@ -80,9 +87,12 @@ class ImageSource:
         held: bytes | None = None
         try:
             for chunk in iterator:
+                if self._stop is not None:
+                    self._stop.check()
                 if not chunk:
                     continue
-                self._md5.update(chunk)
+                if self._md5 is not None:
+                    self._md5.update(chunk)
                 if self._multihash is not None:
                     self._multihash.update(chunk)
                 self.bytes_read += len(chunk)
@@ -101,8 +111,8 @@ class ImageSource:
             progress.close()
 
     @property
-    def md5(self) -> str:
-        return self._md5.hexdigest()
+    def md5(self) -> str | None:
+        return self._md5.hexdigest() if self._md5 is not None else None
 
     @property
     def multihash(self) -> str | None:
@@ -114,7 +124,7 @@ class ImageSource:
         problems = []
         if master.size and self.bytes_read != master.size:
             problems.append(f"read {self.bytes_read} bytes, master size is {master.size}")
-        if master.checksum and self.md5 != master.checksum:
+        if master.checksum and self.md5 is not None and self.md5 != master.checksum:
             problems.append(f"md5 {self.md5} != master checksum {master.checksum}")
         if master.os_hash_value and self.multihash not in (None, master.os_hash_value):
             problems.append(f"{master.os_hash_algo} of the bytes read differs from the master's")
@@ -158,6 +168,7 @@ def source_for(
     master_facade: Facade,
     master_region: str,
     progress: bool | None = None,
+    stop: StopToken | None = None,
 ) -> ImageSource:
     """Bytes from ``images_dir/<master id>`` when usable, else from the master's API.
 
@@ -175,13 +186,13 @@ def source_for(
         size = os.path.getsize(path)
         if not master.size or size == master.size:
             return ImageSource(
-                master, f"file {path}", lambda: _read_file(path), progress, fallbacks=[api]
+                master, f"file {path}", lambda: _read_file(path), progress, [api], stop
             )
         LOG.warning(
             "File %s has %d bytes, master image %s has %d: reading it from master region %s",
             path, size, master.name, master.size, master_region,
         )  # fmt: skip
-    return ImageSource(master, api[0], api[1], progress)
+    return ImageSource(master, api[0], api[1], progress, stop=stop)
 
 
 def _read_file(path: str) -> Iterator[bytes]:

@@ -29,6 +29,10 @@ def region_fullname(target: str, region: str) -> str:
 
 
 class Facade(ABC):
+    # Whether uploads read the image bytes (False: the region records metadata only, so
+    # there is nothing to share between regions).
+    streams_bytes = True
+
     def __init__(self, target_name: str) -> None:
         self.target_name = target_name
 
@@ -82,3 +86,22 @@ class Facade(ABC):
     @abstractmethod
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         """Stream an image's bytes in chunks (used to read from the master region)."""
+
+    # -- server-side copy (optional) --------------------------------------------------
+    def server_copy_unavailable(self, region: str, source_region: str) -> str | None:
+        """Why ``region`` cannot copy images from ``source_region`` itself (None: it can).
+
+        Only asked when both regions are reached through this facade's Keystone.
+        """
+        return "not supported by this kind of region"
+
+    def copy_from_region(
+        self, region: str, image: Image, source_region: str, source_id: str
+    ) -> Image:
+        """Create ``image`` (as upload_image does) and have the region fill it with the
+        bytes of image ``source_id`` of ``source_region``, read by the region itself.
+
+        Returns the new image once active (checksum and hash computed by the region).
+        On any failure the created image is deleted before FacadeError is raised.
+        """
+        raise NotImplementedError

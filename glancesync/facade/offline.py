@@ -128,6 +128,8 @@ class _RegionFile:
 
 
 class OfflineFacade(Facade):
+    streams_bytes = False  # an upload records the master's hashes without reading bytes
+
     def __init__(
         self,
         target_name: str,

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 import socket
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -246,6 +247,67 @@ class OpenStackFacade(Facade):
                 )
             raise error from exc
 
+    # -- server-side copy (glance-download) ---------------------------------------------
+    def server_copy_unavailable(self, region: str, source_region: str) -> str | None:
+        try:
+            if source_region not in self.regions():
+                return f"region {source_region} is not in the catalog of {self._keystone_name()}"
+            _resp, body = self._client(region).http_client.get("/v2/info/import")
+        except Exception as exc:
+            return f"GET /v2/info/import failed: {self._cause(exc)}"
+        methods = ((body or {}).get("import-methods") or {}).get("value") or []
+        if "glance-download" not in methods:
+            return f"its import methods are {', '.join(methods) or 'none'}"
+        return None
+
+    def copy_from_region(
+        self, region: str, image: Image, source_region: str, source_id: str
+    ) -> Image:
+        fullname = self.fullname(region)
+        failed = f"{fullname}: Server-side copy of {image.name} from {source_region} failed"
+        try:
+            client = self._client(region)
+            image_id = _create(client, image)
+        except Exception as exc:
+            raise self._error(failed, exc) from exc
+        try:
+            method = {
+                "name": "glance-download",
+                "glance_image_id": source_id,
+                "glance_region": source_region,
+                "glance_service_interface": self.credentials.interface,
+            }
+            client.http_client.post(f"/v2/images/{image_id}/import", data={"method": method})
+            raw = self._wait_for_import(client, image_id, image.size)
+        except BaseException as exc:
+            self._delete_after_failure(client, fullname, image_id, image.name)
+            if not isinstance(exc, Exception):
+                raise  # an interruption: stop the run, do not go on
+            raise self._error(failed, exc) from exc
+        return _to_image(raw, fullname)
+
+    def _wait_for_import(self, client: Any, image_id: str, size: int) -> dict[str, Any]:
+        """Poll until the region has imported the image; its task's error otherwise."""
+        # The region reads at its own pace: allow the transfer timeout plus 10 MB/s.
+        deadline = time.monotonic() + self._transfer_timeout[1] + size / 10e6
+        delay = 0.2
+        while True:
+            raw = _get_raw(client, image_id)
+            status = raw.get("status")
+            if status == "active":
+                return raw
+            # The import lock property stays while the import task runs; queued
+            # without it means the task ended without activating the image.
+            ended = status == "queued" and not raw.get("os_glance_import_task")
+            if ended or status in ("killed", "deleted") or raw.get("os_glance_failed_import"):
+                raise _ImportFailed(f"the import ended with status {status}" + _task_error(
+                    client, image_id
+                ))
+            if time.monotonic() > deadline:
+                raise _ImportFailed(f"the import did not finish in time (status {status})")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
     # -- reading bytes -----------------------------------------------------------------
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         """Stream ``GET /v2/images/{id}/file`` in 1 MiB chunks (nothing is buffered)."""
@@ -430,6 +492,24 @@ def _to_image(raw: Mapping[str, Any], region: str) -> Image:
         protected=bool(raw.get("protected")),
         hidden=bool(raw.get("os_hidden")),
     )
+
+
+class _ImportFailed(Exception):
+    """A server-side import that did not end with an active image."""
+
+
+def _task_error(client: Any, image_id: str) -> str:
+    """": <message of the image's last failed import task>", or "" if none can be read."""
+    try:
+        _resp, body = client.http_client.get(f"/v2/images/{image_id}/tasks")
+    except Exception:
+        return ""
+    messages = [
+        " ".join(str(task.get("message") or "").split())
+        for task in (body or {}).get("tasks", [])
+        if task.get("status") == "failure"
+    ]
+    return f": {messages[-1]}" if messages and messages[-1] else ""
 
 
 class _SourceFailure(Exception):

@@ -103,6 +103,9 @@ ADMIN_PASSWORD = "adminpw"
 GLANCE_PASSWORD = "glancepw"
 MASTER_REGIONS = ["Master", "RegionA", "RegionB"]
 TARGET_REGIONS = ["RegionC"]
+# The one region whose Glance can pull an image from another region of its Keystone
+# (glancesync's server-side copy); the others only take streamed uploads.
+GLANCE_DOWNLOAD_REGION = "RegionB"
 
 
 @dataclass(frozen=True)
@@ -632,6 +635,22 @@ class TestBed:
                 time.sleep(0.2)
                 shutil.rmtree(self.base, ignore_errors=True)
 
+    def glance_written_bytes(self, region: str) -> int:
+        """Bytes written so far by the Glance API processes of ``region`` (``wchar`` of
+        /proc/PID/io: mostly the image bytes it serves): a counter of its egress."""
+        assert self.base is not None
+        state = json.loads((self.base / "state.json").read_text())
+        total = 0
+        for pid in _pgroup_members(state["pids"][f"glance-{region}"]):
+            try:
+                text = Path(f"/proc/{pid}/io").read_text()
+            except OSError:
+                continue  # ended meanwhile
+            for line in text.splitlines():
+                if line.startswith("wchar:"):
+                    total += int(line.split()[1])
+        return total
+
     @classmethod
     def attach(cls, base: Path | str) -> TestBed:
         """A TestBed for servers started earlier by ``testbed.py up``; stop() leaves them."""
@@ -906,12 +925,17 @@ password_hash_rounds = 4
         for sub in ("images", "images2", "staging", "tasks", "lock", "cache"):
             (d / sub).mkdir(parents=True)
         _write(d / "policy.yaml", POLICY_YAML)
+        methods = "glance-direct,web-download,copy-image"
+        if region == GLANCE_DOWNLOAD_REGION:
+            # glance-download fetches <master endpoint>/v2/images/<id>/file with the
+            # caller's token; the [import_filtering_opts] below let it reach loopback.
+            methods += ",glance-download"
         _write(d / "glance-api.conf", f"""\
 [DEFAULT]
 log_file = {d}/glance-api.log
 # two file stores, so that copy-image can be exercised; "fs" is the default
 enabled_backends = fs:file, fs2:file
-enabled_import_methods = [glance-direct,web-download,copy-image]
+enabled_import_methods = [{methods}]
 worker_self_reference_url = http://{HOST}:{port}
 image_cache_dir = {d}/cache
 [database]

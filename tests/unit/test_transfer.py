@@ -37,7 +37,7 @@ def test_the_last_chunk_is_held_back_until_the_bytes_are_verified():
     wrong = DATA[:-1] + b"y"
     source = ImageSource(master(), "test", lambda: chunked(wrong), progress=False)
     sent = []
-    with pytest.raises(SourceMismatch, match="not the master's content: md5"):
+    with pytest.raises(SourceMismatch, match="not the master's content: sha512 of the bytes"):
         for chunk in source.chunks():
             sent.append(chunk)
     # everything but the end was streamed: the upload is aborted before Glance can finish
@@ -92,3 +92,14 @@ def test_a_copy_of_a_master_without_hashes_is_checked_against_the_bytes_sent():
     bad = good.copy(checksum="0" * 32, os_hash_value="0" * 128)
     assert "the bytes sent have md5" in str(source.check_copy(bad))
     assert "not active" in str(source.check_copy(good.copy(status="queued")))
+
+
+def test_md5_is_only_computed_when_the_master_has_no_multihash():
+    # The master's sha512 is checked on the way: an md5 of the same bytes adds nothing.
+    source = ImageSource(master(), "test", lambda: chunked(DATA), progress=False)
+    assert b"".join(source.chunks()) == DATA
+    assert source.md5 is None
+    hashless = ImageSource(master(hashes=False), "test", lambda: chunked(DATA), progress=False)
+    assert b"".join(hashless.chunks()) == DATA
+    assert hashless.md5 == hashlib.md5(DATA).hexdigest()
+    assert hashless.multihash == hashlib.sha512(DATA).hexdigest()
