@@ -183,6 +183,7 @@ class _Broadcast:
                             return
                         self._stop.check()
                         self._cond.wait(POLL)
+                self._stop.check()  # chunks at hand: an interruption still stops here
                 yield chunk
         finally:
             self.withdraw(region)

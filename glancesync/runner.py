@@ -408,18 +408,19 @@ class Runner:
         ]
         for thread in threads:
             thread.start()
+        # Waiting on an Event, not Thread.join: a signal that interrupts join() can make
+        # CPython (3.11) take a running thread for a finished one.
         try:
-            for thread in threads:
-                while thread.is_alive():
-                    thread.join(POLL)
+            while not together.all_done.wait(POLL):
+                pass
         except Interrupted as exc:
             # Signals reach the main thread only: tell the regions, whose threads clean up
             # what they have in flight, and wait until each one has.
             stop.stop(exc)
-            for thread in threads:
-                while thread.is_alive():
-                    with contextlib.suppress(Interrupted):
-                        thread.join(POLL)
+            while True:
+                with contextlib.suppress(Interrupted):
+                    if together.all_done.wait(POLL):
+                        break
             raise
         finally:
             run.results = [together.results[ref] for ref in refs if ref in together.results]
@@ -488,6 +489,10 @@ class _Together:
         self._plans: dict[RegionRef, RegionPlan | None] = {}
         self._lock = threading.Lock()
         self._planned = threading.Event()
+        self._finished = 0
+        self.all_done = threading.Event()  # every region's thread has ended
+        if not refs:
+            self.all_done.set()
         self.fanout: FanOut | None = None
 
     def _report_plan(self, ref: RegionRef, plan: RegionPlan | None) -> None:
@@ -568,6 +573,10 @@ class _Together:
             if logdir is not None:  # on the console (no longer a line of the region's file)
                 suffix = {EXIT_OK: "", EXIT_NEEDS_OPERATOR: " (some images need the operator)"}
                 log.info(f"Region {ref.fullname} has finished{suffix.get(code, ' with errors')}")
+            with self._lock:
+                self._finished += 1
+                if self._finished == self._expected:
+                    self.all_done.set()
 
     def _plan(self, ref: RegionRef, result: RegionResult) -> RegionPlan | None:
         try:

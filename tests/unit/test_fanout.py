@@ -470,3 +470,11 @@ def test_a_signal_stops_every_region_and_each_cleans_up_its_copy_in_flight(tmp_p
         assert f"{region}: interrupted by SIGTERM; the operation in progress was cleaned up" in (
             log.text
         )
+
+
+def test_parallel_with_no_region_ends_at_once(tmp_path, log):
+    run = Run(tmp_path)
+    try:
+        assert run.runner.sync_parallel([], dry_run=False, base=str(tmp_path)) == 0
+    finally:
+        run.runner.close()
