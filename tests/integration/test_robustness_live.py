@@ -6,6 +6,8 @@ configuration exclude each other whatever their environment.
 
 from __future__ import annotations
 
+import hashlib
+
 try:  # the helpers of the CLI tests (same directory; package or sys.path import)
     from .test_cli_live import KB, by_name, data, glancesync_command, gs  # noqa: F401
 except ImportError:
@@ -58,3 +60,25 @@ def test_an_unknown_master_region_exits_2(testbed, gs):
     assert sync.returncode == 2, out
     assert "unknown master_region 'Mastre'" in out and "Master" in out
     assert by_name(testbed, "RegionA") == {}
+
+
+def test_two_copies_of_other_content_are_never_reported_ok(testbed, gs):
+    """A replace whose delete failed left two active public copies of ``img``: the image
+    is error_checksum (exit 3) until a rule covers the other copy; then the next run
+    deletes it and all is ok."""
+    master = testbed.create_image("Master", "img", data("new", 4 * KB), visibility="public")
+    testbed.create_image("RegionA", "img", data("old", 4 * KB), visibility="public")
+    copy = testbed.create_image("RegionA", "img", data("new", 4 * KB), visibility="public")
+    status = gs("--show-status", "RegionA")
+    assert status.returncode == 3, status.stdout + status.stderr
+    assert status.stdout.strip() == "error_checksum,RegionA,img"
+    sync = gs("RegionA")
+    assert sync.returncode == 3
+    assert "another copy named img" in sync.stdout + sync.stderr
+    assert len(testbed.list_images("RegionA")) == 2  # nothing decided for the operator
+    old_md5 = hashlib.md5(data("old", 4 * KB)).hexdigest()
+    sync = gs("RegionA", master={"replace": old_md5})
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    images = testbed.list_images("RegionA")
+    assert [(i["id"], i["checksum"]) for i in images] == [(copy["id"], master["checksum"])]
+    assert gs("--show-status", "RegionA").stdout.strip() == "ok,RegionA,img"
