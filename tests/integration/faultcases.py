@@ -16,6 +16,7 @@ what every Glance holds, then reruns glancesync with no fault and asks for the s
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import signal
@@ -289,6 +290,7 @@ class FaultBed:
         master_before = self.master_listing()
         allowed = set(self.checksums)  # bytes of master images and of RegionA's old copy
         faults = [self.proxy.add(f) for f in case.faults(ids)]
+        earlier = self._database_ids()  # rows of earlier cases are not this one's
         lap("setup")
 
         poller = _Poller(self.bed, allowed)
@@ -320,7 +322,7 @@ class FaultBed:
         lap("faulty run")
         after = self.rows()
         master_after = self.master_listing()
-        wrong_in_db, caught_in_db = self.wrong_in_database(allowed)
+        wrong_in_db, caught_in_db = self.wrong_in_database(allowed, earlier)
         lap("look")
         rerun = self.glancesync(config)
         lap("rerun")
@@ -332,13 +334,21 @@ class FaultBed:
                        rerun, status, poller.wrong, wrong_in_db, caught_in_db, faults,
                        poller.polls, seconds)
 
-    def wrong_in_database(self, allowed: set[str]) -> tuple[list[str], list[str]]:
+    def _database(self) -> sqlite3.Connection:
+        db = Path(self.bed.base) / "glance" / PROXIED / "glance.db"
+        return sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30)
+
+    def _database_ids(self) -> set[str]:
+        with contextlib.closing(self._database()) as conn:
+            return {row[0] for row in conn.execute("SELECT id FROM images")}
+
+    def wrong_in_database(self, allowed: set[str], earlier: set[str]
+                          ) -> tuple[list[str], list[str]]:
         """Images of RegionA's Glance that were ever active with bytes not in ``allowed``
         (deleted ones included: Glance keeps their rows, and sets the checksum only on
         activation): those a user could have taken for a synced image, and the marked,
         hidden, private temporary copies (caught by the verification)."""
-        db = Path(self.bed.base) / "glance" / PROXIED / "glance.db"
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
+        with contextlib.closing(self._database()) as conn:
             rows = conn.execute(
                 "SELECT id, name, status, checksum, visibility, os_hidden FROM images "
                 "WHERE checksum IS NOT NULL").fetchall()
@@ -346,7 +356,7 @@ class FaultBed:
                 "SELECT image_id FROM image_properties WHERE name = ?", (MARKER,))}
         wrong, caught = [], []
         for image_id, name, status, checksum, visibility, hidden in rows:
-            if checksum in allowed:
+            if checksum in allowed or image_id in earlier:
                 continue
             temporary = image_id in marked and hidden and visibility == "private"
             (caught if temporary else wrong).append(
