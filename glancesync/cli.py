@@ -315,9 +315,6 @@ def write_outputs(args: argparse.Namespace, run: report.Run, code: int, error: s
     run.error = error
     run.finished = run.finished or time.time()
     document = report.run_report(run)
-    if args.format == "json":
-        sys.stdout.write(report.dumps(document))
-        sys.stdout.flush()
     for path, text, what in (
         (args.report, lambda: report.dumps(document), "report"),
         (args.metrics_file, lambda: report.metrics_text(run, report.previous_success(
@@ -331,6 +328,9 @@ def write_outputs(args: argparse.Namespace, run: report.Run, code: int, error: s
             log.error(f"cannot write the {what} {path}: {exc.strerror or exc}")
             continue
         log.info(f"Wrote the {what} {os.path.abspath(path)}")
+    if args.format == "json":  # last: a closed stdout must not cost the files above
+        sys.stdout.write(report.dumps(document))
+        sys.stdout.flush()
 
 
 def facade_factory(settings: Settings, offline_dir: str | None):

@@ -144,15 +144,26 @@ def run_with(fed: Path, args: list[str], stdout, stderr) -> subprocess.Completed
     )
 
 
-def test_a_closed_stdout_ends_quietly_with_141(fed):
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--show-status", "master:", "other:"],
+        ["--show-regions"],
+        ["--dry-run", "--format", "json", "--report", "report.json", "master:", "other:"],
+    ],
+)
+def test_a_closed_stdout_ends_quietly_with_141(fed, args):
     # `glancesync --show-status | head -1`
     pipe = closed_pipe()
     try:
-        process = run_with(fed, ["--show-status", "master:", "other:"], pipe, subprocess.PIPE)
+        process = run_with(fed, args, pipe, subprocess.PIPE)
     finally:
         os.close(pipe)
     assert process.returncode == 141
-    assert process.stderr == b""
+    assert b"Traceback" not in process.stderr
+    assert b"Error" not in process.stderr  # no "BrokenPipeError", no "Exception ignored"
+    if "--report" in args:  # written before stdout was tried
+        assert (fed / "report.json").is_file()
 
 
 def test_a_closed_stderr_does_not_stop_the_run(fed):
