@@ -75,7 +75,7 @@ class Case:
     signal: int | None = None  # sent to glancesync once the first fault is reached
     kill_glance: bool = False  # RegionA's Glance killed once the first fault is reached
     log: str = ""  # text the faulty run's output must contain
-    leftover: bool = False  # a marked leftover may stay after the faulty run
+    leftover: bool = False  # a marked leftover stays after the faulty run
     interrupted: bool = False  # the run stops: later regions may be left as they were
     region_fails: bool = False  # RegionA fails as a whole (no listing, no Glance)
     suite: bool = True  # run by test_faults.py too (else only by bench/fault_table.py)

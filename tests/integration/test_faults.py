@@ -112,6 +112,8 @@ def check_rerun(o: Outcome) -> None:
     assert o.rerun.returncode == 0, rerun
     assert "Traceback" not in rerun
     left = [r for rows in o.after.values() for r in rows if r.marked]
+    if o.case.leftover:  # Glance was down when the copy in flight was to be deleted
+        assert left, "the case meant to leave a marked leftover left none"
     if left:
         assert "Deleting leftover image" in rerun, rerun
     for region, rows in o.final.items():
