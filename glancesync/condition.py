@@ -686,11 +686,19 @@ class Condition:
             ) from exc
 
     def __call__(self, image: Any, metadata_set: Iterable[str]) -> bool:
+        selected, failure = self.decide(image, metadata_set)
+        if failure:
+            LOG.warning("%s", failure)
+        return selected
+
+    def decide(self, image: Any, metadata_set: Iterable[str]) -> tuple[bool, str]:
+        """What ``__call__`` answers, and the warning it logs when the condition fails
+        ("" when it does not): a caller that reuses the answer can repeat the warning."""
         try:
-            return bool(self.evaluate(image, metadata_set))
+            result = self.evaluate(image, metadata_set)
         except ConditionError as exc:
-            LOG.warning("%s: not selected", exc)
-            return False
+            return False, f"{exc}: not selected"
+        return bool(result), ""
 
     def __repr__(self) -> str:
         return f"Condition({self.source!r})"

@@ -144,7 +144,9 @@ class Image:
         if not row[2].strip():
             raise ValueError("id field is empty")
         try:
-            props = _literal_dict(row[8].strip() or "{}")
+            text = row[8].strip() or "{}"
+            plain = _PLAIN_DICT.fullmatch(text) is not None
+            props = _plain_dict(text) if plain else ast.literal_eval(text)
         # literal_eval also raises TypeError ({[1]: 2}), MemoryError and RecursionError
         # (absurdly nested input); all mean "not a literal dict", never a crash.
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
@@ -157,6 +159,31 @@ class Image:
             min_disk = int(extra[5] or 0)
         except ValueError as exc:
             raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
+        if plain and cls is Image:
+            # Every key and value is a str already and every field was checked above, so
+            # the instance is filled directly: __init__/__post_init__ would only copy the
+            # properties again (reading a big backup makes hundreds of thousands).
+            image = object.__new__(cls)
+            image.__dict__.update(
+                id=row[2],
+                name=row[1] or None,
+                region=region if region is not None else row[0],
+                owner=row[6] or None,
+                visibility=_visibility_from_field(row[7]),
+                checksum=row[5] or None,
+                size=size,
+                status=row[3],
+                properties=props,
+                os_hash_algo=extra[0] or None,
+                os_hash_value=extra[1] or None,
+                disk_format=extra[2] or None,
+                container_format=extra[3] or None,
+                min_ram=min_ram,
+                min_disk=min_disk,
+                protected=extra[6].strip() == "True",
+                hidden=extra[7].strip() == "True",
+            )
+            return image
         return cls(
             region=region if region is not None else row[0],
             name=row[1] or None,
@@ -178,11 +205,9 @@ class Image:
         )
 
 
-def _literal_dict(text: str) -> Any:
-    """``ast.literal_eval(text)``, faster for the usual dict of plain strings."""
-    if _PLAIN_DICT.fullmatch(text):
-        return {key[1:-1]: value[1:-1] for key, value in _PAIRS.findall(text)}
-    return ast.literal_eval(text)
+def _plain_dict(text: str) -> dict[str, str]:
+    """The dict a text matching ``_PLAIN_DICT`` stands for (keys and values are str)."""
+    return {key[1:-1]: value[1:-1] for key, value in _PAIRS.findall(text)}
 
 
 def _as_str(value: Any) -> str:

@@ -7,10 +7,11 @@ operations, a sync applies them (executor.py): the three can never disagree.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from glancesync import ami
+from glancesync import ami, condition
 from glancesync.config import TargetConfig
 from glancesync.facade.base import MetadataChanges
 from glancesync.image import AMI_PROPERTIES, Image
@@ -27,7 +28,7 @@ from glancesync.operations import (
     UpdateMetadata,
     UpdateObsolete,
 )
-from glancesync.selection import same_owner, selected_images
+from glancesync.selection import is_synchronisable, same_owner
 
 OK = "ok"
 OK_STALLED_CHECKSUM = "ok_stalled_checksum"
@@ -95,6 +96,35 @@ class RegionPlan:
         return bool(self.operations)
 
 
+@dataclass(frozen=True)
+class MasterFacts:
+    """What planning derives from the master and one target alone: the same for every
+    region of the target, so a run computes it once per target (``master_facts``) and
+    shares it (read-only) between the plans of its regions."""
+
+    selected: dict[str, Image]  # name -> master image the target wants
+    master_by_id: dict[str, Image]
+    refs: dict[str, dict[str, str | None]]  # selected name -> its AMI references
+    referenced: frozenset[str]  # names any master image references as kernel/ramdisk
+    condition_failures: tuple[str, ...]  # warnings of a failing metadata_condition
+
+
+def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
+    failures: list[str] = []
+    selected = {
+        name: image for name, image in master.items() if is_synchronisable(image, target, failures)
+    }
+    master_by_id = {image.id: image for image in master.values()}
+    all_refs = {name: ami.references(m, master_by_id) for name, m in master.items()}
+    return MasterFacts(
+        selected,
+        master_by_id,
+        {name: all_refs[name] for name in selected},
+        frozenset(ami.referenced_names(all_refs)),
+        tuple(failures),
+    )
+
+
 def plan_region(
     region: str,
     master: dict[str, Image],
@@ -104,12 +134,14 @@ def plan_region(
     *,
     is_master: bool = False,
     is_leftover: Callable[[dict[str, str]], bool] = lambda properties: False,
+    facts: MasterFacts | None = None,
 ) -> RegionPlan:
     """The statuses and operations for one region.
 
     ``is_master``: the region is the master region named as a destination; its images
     report their status but nothing is ever written there. ``is_leftover`` tells a
-    temporary copy of an interrupted run by its properties (see marker.py).
+    temporary copy of an interrupted run by its properties (see marker.py). ``facts``:
+    ``master_facts(master, target)`` when the caller already has it (computed if not).
     """
     leftovers = [
         image
@@ -117,8 +149,12 @@ def plan_region(
         if not is_master and same_owner(image.owner, tenant_id) and is_leftover(image.properties)
     ]
     dest_images = [image for image in dest_images if image not in leftovers]
-    selected = selected_images(master, target)
-    master_by_id = {image.id: image for image in master.values()}
+    if facts is None:
+        facts = master_facts(master, target)
+    # Every plan warns about the images the condition failed on, as if it evaluated it.
+    for failure in facts.condition_failures:
+        condition.LOG.warning("%s", failure)
+    selected = facts.selected
     matched, duplicates, warnings = match_destination(
         region, selected, dest_images, target, tenant_id
     )
@@ -144,7 +180,7 @@ def plan_region(
                 f"the copy {dest.id} to replace is protected: unprotect it "
                 f"(openstack image set --unprotected {dest.id}) or list its checksum in rename"
             )
-    refs = {name: ami.references(m, master_by_id) for name, m in selected.items()}
+    refs = facts.refs
     # An image that cannot be uploaded (error_ami) cannot be referenced either: repeat
     # until no new one appears (AMI chains are one or two levels deep in practice).
     blocked: set[str] = set()
@@ -180,11 +216,8 @@ def plan_region(
         warnings += obsolete_warnings
         obsolete = obsolete_updates(masters, dest_images, target, tenant_id)
     names = {image.name for image in dest_images if image.name}
-    everywhere = ami.referenced_names(
-        {name: ami.references(m, master_by_id) for name, m in master.items()}
-    )
     plan = RegionPlan(
-        region, plans, obsolete, warnings, dest_ids, names, referenced=frozenset(everywhere)
+        region, plans, obsolete, warnings, dest_ids, names, referenced=facts.referenced
     )
     if not is_master:
         plan.operations = _operations(plan, leftovers, duplicates, target)
@@ -376,8 +409,11 @@ def metadata_changes(
     (``ami_values``: prop -> destination UUID, None to remove).
     """
     changes: MetadataChanges = {}
-    scope = set(metadata_set) if metadata_set else set(master.properties) | set(dest.properties)
-    for prop in sorted(scope - set(AMI_PROPERTIES)):
+    if metadata_set:
+        scope = _sorted_scope(frozenset(metadata_set))
+    else:
+        scope = sorted((set(master.properties) | set(dest.properties)) - set(AMI_PROPERTIES))
+    for prop in scope:
         if prop in master.properties:
             if dest.properties.get(prop) != master.properties[prop]:
                 changes[prop] = master.properties[prop]
@@ -387,6 +423,12 @@ def metadata_changes(
         changes["visibility"] = master.visibility
     changes.update(ami_changes(dest, ami_values or {}))
     return changes
+
+
+@functools.lru_cache(maxsize=64)
+def _sorted_scope(metadata_set: frozenset[str]) -> tuple[str, ...]:
+    # The same few metadata_sets for every image of every region: sorted once each.
+    return tuple(sorted(metadata_set - set(AMI_PROPERTIES)))
 
 
 def ami_changes(dest: Image, ami_values: dict[str, str | None]) -> MetadataChanges:

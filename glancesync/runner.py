@@ -36,7 +36,7 @@ from glancesync.fanout import POLL, FanOut
 from glancesync.image import Image
 from glancesync.interrupt import StopToken
 from glancesync.operations import CopyImage
-from glancesync.plan import RegionPlan, plan_region
+from glancesync.plan import MasterFacts, RegionPlan, master_facts, plan_region
 from glancesync.report import Run
 from glancesync.selection import master_images
 from glancesync.transfer import ImageSource, source_for
@@ -79,6 +79,8 @@ class Runner:
         self.backup_dir: str | None = None  # made by make_backups
         self.last_run: Run | None = None  # the last sync or dry run (summary, report, metrics)
         self._copiers: dict[RegionRef, Callable[[Image, Image], Image] | None] = {}
+        # target -> what its plans derive from the master alone (one master per run)
+        self._facts: dict[str, MasterFacts] = {}
 
     @property
     def master_ref(self) -> RegionRef:
@@ -207,9 +209,14 @@ class Runner:
         target = self.settings.targets[ref.target]
         images = facade.list_images(ref.region)
         log.debug(f"{ref.fullname}: {len(images)} images listed")
+        master = self.master()
+        facts = self._facts.get(ref.target)
+        if facts is None:
+            # Region threads may both compute it; the results are equal, either is kept.
+            facts = self._facts.setdefault(ref.target, master_facts(master, target))
         return plan_region(
             ref.fullname,
-            self.master(),
+            master,
             images,
             target,
             facade.tenant_id(),
@@ -217,6 +224,7 @@ class Runner:
             # written there (its own _obsolete pairs must never rename master images).
             is_master=ref == self.master_ref,
             is_leftover=marker.is_leftover,
+            facts=facts,
         )
 
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:

@@ -12,7 +12,8 @@ OBSOLETE_SUFFIX = "_obsolete"
 
 def same_owner(owner: str | None, tenant_id: str) -> bool:
     """An empty owner counts as ours; ids compare left-padded with zeros (SPEC §5.1)."""
-    return not owner or owner.zfill(32) == tenant_id.zfill(32)
+    # Equal ids (the usual case) need no padding: called for every image of every region.
+    return not owner or owner == tenant_id or owner.zfill(32) == tenant_id.zfill(32)
 
 
 def master_images(
@@ -42,14 +43,25 @@ def master_images(
     return {image.name: image for image in kept if counts[image.name] == 1}, warnings  # type: ignore[misc]
 
 
-def is_synchronisable(image: Image, target: TargetConfig) -> bool:
-    """SPEC §5.2, rules applied in order; the first that applies decides."""
+def is_synchronisable(
+    image: Image, target: TargetConfig, failures: list[str] | None = None
+) -> bool:
+    """SPEC §5.2, rules applied in order; the first that applies decides.
+
+    With ``failures``, the warning of a failing metadata_condition is appended there
+    instead of being logged (the caller logs it when the answer is used).
+    """
     if (image.name or "").endswith(OBSOLETE_SUFFIX):
         return False
     if image.id in target.forcesyncs:
         return True
     if target.metadata_condition is not None:
-        return target.metadata_condition(image, target.metadata_set)
+        if failures is None:
+            return target.metadata_condition(image, target.metadata_set)
+        selected, failure = target.metadata_condition.decide(image, target.metadata_set)
+        if failure:
+            failures.append(failure)
+        return selected
     if not image.is_public:
         return False
     if not target.metadata_set:

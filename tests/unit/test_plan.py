@@ -336,3 +336,32 @@ def test_an_image_referencing_an_error_ami_image_is_error_ami_too():
     got, plan = statuses([hidden, middle, top], [])
     assert got == {"middle": "error_ami", "top": "error_ami"}
     assert plan.upload_order() == plan.needs_operator  # nothing is uploaded
+
+
+def test_shared_master_facts_give_every_region_the_same_plan_and_condition_warning(
+    caplog,
+) -> None:
+    """Selection computed once for a target and shared by its regions: the statuses are
+    those of planning each region alone, and each region still warns about an image the
+    metadata_condition fails on."""
+    from glancesync.condition import Condition
+    from glancesync.plan import master_facts
+
+    target = TargetConfig(
+        "master", metadata_condition=Condition("image.user_properties['type'] == 'x'")
+    )
+    good = img("good", properties={"type": "x"})
+    broken = img("broken")  # no 'type': the condition raises KeyError
+    master = {m.name: m for m in (good, broken)}
+    facts = master_facts(master, target)
+    assert caplog.records == []  # nothing logged until a region is planned
+    plans = [
+        plan_region(region, master, [dest(good, region=region)], target, TENANT, facts=facts)
+        for region in ("Burgos", "Madrid")
+    ]
+    alone = plan_region("Burgos", master, [dest(good)], target, TENANT)
+    assert [[(p.name, p.status) for p in plan.images] for plan in plans] == [
+        [(p.name, p.status) for p in alone.images]
+    ] * 2 == [[("good", "ok")]] * 2
+    failures = [r.getMessage() for r in caplog.records if "not selected" in r.getMessage()]
+    assert len(failures) == 3 and all("broken" in f and "KeyError" in f for f in failures)
