@@ -294,7 +294,9 @@ class OpenStackFacade(Facade):
         while True:
             raw = _get_raw(client, image_id)
             status = raw.get("status")
-            if status == "active":
+            # Active, and the import task has let go of the image (its last writes are
+            # done): a metadata change now cannot race with them.
+            if status == "active" and not raw.get("os_glance_import_task"):
                 return raw
             # The import lock property stays while the import task runs; queued
             # without it means the task ended without activating the image.
