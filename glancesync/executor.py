@@ -104,6 +104,7 @@ class Executor:
         done_with: Callable[[Image], None] | None = None,
         check_stop: Callable[[], None] | None = None,
         server_copy: Callable[[Image, Image], Image] | None = None,
+        shared_read: Callable[[Image], bool] | None = None,
     ) -> None:
         self.facade = facade
         self.region = region  # plain name, for the facade
@@ -122,6 +123,9 @@ class Executor:
         # server_copy(temporary, master): the region makes the copy from the master
         # itself (no bytes through us); None: stream every image.
         self._server_copy = server_copy
+        # shared_read(master): other regions of the run stream this image from one shared
+        # read, which serves this region too at no extra read of the master: stream it.
+        self._shared_read = shared_read or (lambda master: False)
         self.fullname = plan.region
         self.dest_ids = dict(plan.dest_ids)  # grows as copies are put in place
         self.failed_names: set[str] = set()
@@ -293,7 +297,11 @@ class Executor:
     def _upload_verified(self, op: CopyImage) -> Image:
         """Upload the temporary copy and check its content; retried when that may help."""
         temporary = self._temporary(op)
-        if self._server_copy is not None and _server_copyable(op.master):
+        if (
+            self._server_copy is not None
+            and _server_copyable(op.master)
+            and not self._shared_read(op.master)
+        ):
             created = self._copied_by_region(op, temporary)
             if created is not None:
                 return created

@@ -60,6 +60,11 @@ class FanOut:
     def shared_images(self) -> int:
         return len(self._broadcasts)
 
+    def shared(self, region: str, master: Image) -> bool:
+        """Whether ``region`` is one of the regions that share the read of ``master``."""
+        broadcast = self._broadcasts.get(master.id)
+        return broadcast is not None and broadcast.expects(region)
+
     def source(self, region: str, master: Image) -> ImageSource:
         """The bytes of ``master`` for ``region``: shared when others need them too."""
         broadcast = self._broadcasts.get(master.id)

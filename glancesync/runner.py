@@ -294,6 +294,9 @@ class Runner:
             self._run_id(),
             target.retries,
             sleep=stop.sleep if stop is not None else time.sleep,
+            # A region that could copy by itself still takes a read shared with others:
+            # it costs the master nothing more (its own copy would read the master again).
+            shared_read=functools.partial(fanout.shared, ref.fullname) if fanout else None,
             done_with=done_with,
             check_stop=stop.check if stop is not None else None,
             server_copy=copier,
@@ -319,8 +322,8 @@ class Runner:
         master_region = self.settings.master_region
         if facade.server_copy_unavailable(ref.region, master_region) is not None:
             return None
-        log.info(f"{ref.fullname}: images are copied by the region from {master_region} "
-                 "(server-side copy)")
+        log.info(f"{ref.fullname}: the region can copy images from {master_region} by itself "
+                 "(server-side copy of the images no other region of the run needs)")
 
         def copy(temporary: Image, master: Image) -> Image:
             return facade.copy_from_region(ref.region, temporary, master_region, master.id)
@@ -521,8 +524,6 @@ class _Together:
         for ref, plan in self._plans.items():
             if plan is None or self.dry_run or not runner.facade(ref.target).streams_bytes:
                 continue
-            if runner.server_copier(ref) is not None:
-                continue  # the region copies from the master itself
             for op in plan.operations:
                 if isinstance(op, CopyImage):
                     expected.setdefault(op.master.id, set()).add(ref.fullname)
@@ -588,10 +589,7 @@ class _Together:
 
     def _plan(self, ref: RegionRef, result: RegionResult) -> RegionPlan | None:
         try:
-            plan = self.runner.plan(ref)
-            if not self.dry_run:
-                self.runner.server_copier(ref)  # its pre-flight, before the fan-out is built
-            return plan
+            return self.runner.plan(ref)
         except FacadeError as exc:
             log.error(str(exc))
             result.error = str(exc)
