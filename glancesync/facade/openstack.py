@@ -162,11 +162,7 @@ class OpenStackFacade(Facade):
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
         fullname = self.fullname(region)
         failed = f"{fullname}: Upload of {source.master.name} failed"
-        try:
-            client = self._client(region)
-            image_id = _create(client, image)
-        except Exception as exc:
-            raise self._error(failed, exc) from exc
+        client, image_id = self._create(region, image, failed)
         try:
             self._put_file(client, image_id, source)
             raw = _get_raw(client, image_id)
@@ -203,6 +199,25 @@ class OpenStackFacade(Facade):
             raise
         finally:
             reader.close()
+
+    def _create(self, region: str, image: Image, failed: str) -> tuple[Any, str]:
+        """Create the image record. Whatever stops the create (an error after Glance made
+        the record, or an interruption while waiting for its answer), the record it may
+        have made is deleted, so not even a marked leftover waits for the next run."""
+        try:
+            client = self._client(region)
+        except Exception as exc:
+            raise self._error(failed, exc) from exc
+        image_id = str(uuid.uuid4())
+        try:
+            _create(client, image_id, image)
+        except BaseException as exc:
+            if not isinstance(exc, glance_exc.HTTPConflict):  # that id is someone else's
+                self._delete_after_failure(client, self.fullname(region), image_id, image.name)
+            if not isinstance(exc, Exception):
+                raise  # an interruption: stop the run, do not go on
+            raise self._error(failed, exc) from exc
+        return client, image_id
 
     def _delete_after_failure(
         self, client: Any, fullname: str, image_id: str, name: str | None
@@ -265,11 +280,7 @@ class OpenStackFacade(Facade):
     ) -> Image:
         fullname = self.fullname(region)
         failed = f"{fullname}: Server-side copy of {image.name} from {source_region} failed"
-        try:
-            client = self._client(region)
-            image_id = _create(client, image)
-        except Exception as exc:
-            raise self._error(failed, exc) from exc
+        client, image_id = self._create(region, image, failed)
         try:
             method = {
                 "name": "glance-download",
@@ -406,16 +417,15 @@ def _create_fields(image: Image) -> dict[str, Any]:
     return fields
 
 
-def _create(client: Any, image: Image) -> str:
+def _create(client: Any, image_id: str, image: Image) -> None:
     """POST the image with an id of our choosing: a create retried after a lost answer
-    then meets 409 instead of making a second image."""
-    image_id = str(uuid.uuid4())
+    then meets 409 instead of making a second image, and a create cut short can be
+    cleaned up by that id."""
     try:
         client.http_client.post("/v2/images", data={"id": image_id, **_create_fields(image)})
     except glance_exc.HTTPConflict:
         if _get_raw(client, image_id).get("name") != image.name:
             raise
-    return image_id
 
 
 def _upload_headers(size: int) -> dict[str, str]:

@@ -118,6 +118,9 @@ CASES = [
         Fault("PUT", UPLOAD, "flip", at=MID + 5)), 1, log="content"),
     Case("upload-dropped", "connection dropped mid-upload (retried)", _one(
         Fault("PUT", UPLOAD, "drop", at=MID)), 0, log="retry"),
+    Case("sigterm-mid-create", "SIGTERM while the create's answer is held (record made)",
+         _one(Fault("POST", CREATE, "hold", delay=120)), 143,
+         signal=signal.SIGTERM, interrupted=True, suite=False),
     Case("sigterm-mid-upload", "SIGTERM during an upload", _one(_stall_upload()), 143,
          signal=signal.SIGTERM, interrupted=True),
     Case("sigint-mid-upload", "SIGINT during an upload", _one(_stall_upload()), 130,

@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -19,7 +20,7 @@ from keystoneclient.v3 import client as keystone_client
 
 from glancesync import transfer as transfer_module
 from glancesync.config import Credentials
-from glancesync.exceptions import ConfigError, FacadeError, SourceMismatch
+from glancesync.exceptions import ConfigError, FacadeError, Interrupted, SourceMismatch
 from glancesync.facade import openstack as openstack_module
 from glancesync.facade.openstack import OpenStackFacade
 from glancesync.image import Image
@@ -494,3 +495,44 @@ def test_a_cloud_from_clouds_yaml_authenticates(testbed, tmp_path: Path, monkeyp
     assert [i.name for i in facade.list_images("RegionC")] == ["from-yaml"]
     with pytest.raises(ConfigError, match=rf"^Target other: no cloud 'nope' in {clouds}$"):
         OpenStackFacade("other", Credentials(cloud="nope"))
+
+
+def test_an_interruption_while_the_create_answer_is_awaited_leaves_no_record(
+    testbed, master
+):
+    """Glance has made the image record but its answer is held back when the run is
+    interrupted (Ctrl-C in a sequential run, a service stopping a task's thread): the
+    record is deleted at once, not left for the next run to clean up."""
+    try:
+        from .faultproxy import Fault, FaultProxy
+    except ImportError:
+        from faultproxy import Fault, FaultProxy
+    data = payload(MiB, seed=b"held")
+    testbed.create_image("Master", "held", data)
+    source_image = master_image(master, "held")
+    with FaultProxy(testbed.glance_url("RegionA")) as proxy:
+        old_url = testbed.bed.set_endpoint("RegionA", proxy.url, "internal")
+        try:
+            proxied = OpenStackFacade(
+                "master", credentials(testbed.env, interface="internal"), timeout=30
+            )
+            held = proxy.add(Fault("POST", "^/v2/images$", "hold", delay=60))
+
+            def interrupt(signum: int, frame: object) -> None:
+                raise Interrupted(signum, "SIGALRM")
+
+            previous = signal.signal(signal.SIGALRM, interrupt)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 1.0)
+                with pytest.raises(Interrupted):
+                    proxied.upload_image("RegionA", source_image,
+                                         source_for(source_image, None, master, "Master"))
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                held.release()
+            assert held.applied == 1  # the create reached Glance
+        finally:
+            testbed.bed.set_endpoint("RegionA", old_url, "internal")
+
+    assert [i.name for i in master.list_images("RegionA")] == []
