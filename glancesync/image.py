@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -207,7 +208,14 @@ class Image:
 
 def _plain_dict(text: str) -> dict[str, str]:
     """The dict a text matching ``_PLAIN_DICT`` stands for (keys and values are str)."""
-    return {key[1:-1]: value[1:-1] for key, value in _PAIRS.findall(text)}
+    return dict(_plain_pairs(text))
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _plain_pairs(text: str) -> tuple[tuple[str, str], ...]:
+    # A copy usually has its master's very properties field, in every region file: the
+    # same text is parsed once (the result is immutable; each image gets its own dict).
+    return tuple((key[1:-1], value[1:-1]) for key, value in _PAIRS.findall(text))
 
 
 def _as_str(value: Any) -> str:

@@ -208,3 +208,27 @@ def test_backup_directory_is_a_valid_offline_directory(tmp_path: Path) -> None:
     assert master.list_images("Burgos") == listed["Burgos"]
     assert master.list_images("Valladolid") == listed["Valladolid"]
     assert other.list_images("Madrid") == listed["other:Madrid"]
+
+
+def test_reading_leaves_the_cyclic_collector_as_it_found_it(tmp_path: Path) -> None:
+    """Reading pauses the collector; a good file, a malformed one and a caller that had
+    it off already all leave it in its previous state."""
+    import gc
+
+    good = tmp_path / "backup_Good.csv"
+    good.write_text("Good,img,id1,active,1,md5,t,True,{}\r\n")
+    bad = tmp_path / "backup_Bad.csv"
+    bad.write_text("Bad,img,id1,active,1,md5,t,True,{not a dict\r\n")
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        assert [i.id for i in glancesync.backup.read_backup(str(good))] == ["id1"]
+        assert gc.isenabled()
+        with pytest.raises(FacadeError, match="line 1"):
+            glancesync.backup.read_backup(str(bad))
+        assert gc.isenabled()
+        gc.disable()
+        glancesync.backup.read_backup(str(good))
+        assert not gc.isenabled()
+    finally:
+        (gc.enable if was else gc.disable)()
