@@ -160,40 +160,15 @@ class Image:
             min_disk = int(extra[5] or 0)
         except ValueError as exc:
             raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
-        if plain and cls is Image:
-            # Every key and value is a str already and every field was checked above, so
-            # the instance is filled directly: __init__/__post_init__ would only copy the
-            # properties again (reading a big backup makes hundreds of thousands).
-            image = object.__new__(cls)
-            image.__dict__.update(
-                id=row[2],
-                name=row[1] or None,
-                region=region if region is not None else row[0],
-                owner=row[6] or None,
-                visibility=_visibility_from_field(row[7]),
-                checksum=row[5] or None,
-                size=size,
-                status=row[3],
-                properties=props,
-                os_hash_algo=extra[0] or None,
-                os_hash_value=extra[1] or None,
-                disk_format=extra[2] or None,
-                container_format=extra[3] or None,
-                min_ram=min_ram,
-                min_disk=min_disk,
-                protected=extra[6].strip() == "True",
-                hidden=extra[7].strip() == "True",
-            )
-            return image
-        return cls(
-            region=region if region is not None else row[0],
-            name=row[1] or None,
+        fields = dict(
             id=row[2],
-            status=row[3],
-            size=size,
-            checksum=row[5] or None,
+            name=row[1] or None,
+            region=region if region is not None else row[0],
             owner=row[6] or None,
             visibility=_visibility_from_field(row[7]),
+            checksum=row[5] or None,
+            size=size,
+            status=row[3],
             properties=props,
             os_hash_algo=extra[0] or None,
             os_hash_value=extra[1] or None,
@@ -204,6 +179,14 @@ class Image:
             protected=extra[6].strip() == "True",
             hidden=extra[7].strip() == "True",
         )
+        if plain and cls is Image:
+            # Every key and value is a str already and every field was checked above, so
+            # the instance is filled directly: __init__/__post_init__ would only copy the
+            # properties again (reading a big backup makes hundreds of thousands).
+            image = object.__new__(cls)
+            image.__dict__.update(fields)
+            return image
+        return cls(**fields)
 
 
 def _plain_dict(text: str) -> dict[str, str]:
