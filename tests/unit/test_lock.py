@@ -3,6 +3,7 @@ truncated, a directory others cannot write, a dead holder never blocks."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -231,6 +232,22 @@ def test_peer_lock_files_that_are_no_plain_files_are_ignored(tmp_path):
 @pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("flock"), reason="needs root and flock(1)"
 )
+def wait_until_free(path: str, timeout: float = 10.0) -> None:
+    """SIGKILL reaches the whole group at once, but the last process may let go of the
+    lock a moment after the group leader has been reaped (seen on a loaded machine)."""
+    deadline = time.monotonic() + timeout
+    with open(path) as handle:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                assert time.monotonic() < deadline, f"{path} still held after {timeout} s"
+                time.sleep(0.05)
+            else:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                return
+
+
 def test_runs_of_one_configuration_by_two_users_exclude_each_other(tmp_path):
     """The service user (systemd) holds its lock: root's run by hand is refused; root
     holds its lock: the service user cannot take it. (flock(1) plays the service user's
@@ -256,6 +273,7 @@ def test_runs_of_one_configuration_by_two_users_exclude_each_other(tmp_path):
         os.killpg(holder.pid, signal.SIGKILL)  # flock(1) and the shell holding the lock
         holder.wait()
         holder.stdout.close()  # type: ignore[union-attr]
+        wait_until_free(other_user)
     with lock.hold(own, lambda: lock.peer_paths(own)):  # the holder is gone
         refused = subprocess.run(
             ["flock", "-n", own, "true"], user=54321, group=54321, cwd="/", timeout=60
