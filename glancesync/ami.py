@@ -30,7 +30,7 @@ def check(
     matched: dict[str, Image],
     pending: set[str],
 ) -> str:
-    """READY, UPDATE, PENDING or MISSING for one image (SPEC §6.4, without size order).
+    """READY, UPDATE, PENDING or MISSING for one image (kernels and ramdisks first, not by size).
 
     ``matched`` are the destination images kept in place this run (name -> image),
     ``pending`` the names (re)uploaded this run, whatever their size.

@@ -1,4 +1,4 @@
-"""Backups: ``backup_glance_<timestamp>/backup_<region fullname>.csv`` (SPEC §4.3).
+"""Backups: ``backup_glance_<timestamp>/backup_<region fullname>.csv``.
 
 A backup directory is also a valid offline directory (glancesync.facade.offline), so the
 reading and atomic-writing helpers live here and the offline facade reuses them.
@@ -34,7 +34,7 @@ def backup_filename(fullname: str) -> str:
 def backup_dirname(now: datetime | None = None) -> str:
     """``backup_glance_2026-11-23T12-54-26.117838`` (local time).
 
-    Unlike the old ``isoformat()`` name there is no ``:`` (SPEC §11.18), and the
+    Unlike the old ``isoformat()`` name there is no ``:`` (it broke paths on some systems), and the
     microseconds are always present so names have a fixed width and sort by time.
     """
     now = now or datetime.now()

@@ -226,7 +226,7 @@ class _Value:
 
 
 def _lines(raw: str, keep_final_backslash: bool = False) -> list[str]:
-    """Physical lines, stripped, with a trailing continuation ``\\`` removed (SPEC §2.2)."""
+    """Physical lines, stripped, with a trailing continuation ``\\`` removed (the 2015 format)."""
     lines = raw.split("\n")
     out = []
     for number, line in enumerate(lines, start=1):

@@ -11,7 +11,7 @@ from typing import Any
 
 VISIBILITIES = ("public", "private", "shared", "community")
 
-# Top-level v2 attributes that are not user properties (SPEC §10 row 4).
+# Top-level v2 attributes that are not user properties (Glance v2's core and reserved ones).
 CORE_ATTRIBUTES = frozenset(
     {
         "id",
@@ -84,7 +84,7 @@ class Image:
     hidden: bool = False  # os_hidden: left out of Glance's default listing
 
     def __post_init__(self) -> None:
-        # Values are strings in Glance v2; old backups may hold ints (SPEC §4.2).
+        # Values are strings in Glance v2; old backups may hold ints.
         # (type checks inline: this runs for every row of every backup read)
         self.properties = {
             k if type(k) is str else str(k): v if type(v) is str else _as_str(v)
@@ -101,7 +101,7 @@ class Image:
     def user_properties(self) -> dict[str, str]:
         return self.properties
 
-    # -- content identity (DESIGN: multihash when both sides have it, else md5) --------
+    # -- content identity (multihash when both sides have it, else md5) ---------------
     def same_content(self, other: Image) -> bool:
         if self.os_hash_value and other.os_hash_value and self.os_hash_algo == other.os_hash_algo:
             return self.os_hash_value == other.os_hash_value
@@ -114,7 +114,7 @@ class Image:
     def copy(self, **changes: Any) -> Image:
         return replace(copy.deepcopy(self), **changes)
 
-    # -- backup CSV (SPEC §4.3; fields 10+ are ours) ---------------------------------
+    # -- backup CSV (the 2015 tool's nine fields; fields 10+ are ours) ----------------
     def to_csv_row(self) -> list[str]:
         return [
             self.region,

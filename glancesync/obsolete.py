@@ -1,4 +1,4 @@
-"""Obsolete images: a master image renamed ``X_obsolete`` renames its copies (SPEC §7.5).
+"""Obsolete images: a master image renamed ``X_obsolete`` renames its copies.
 
 Only copies with the master's content, owned by the target tenant, are touched; their
 visibility follows the master and the ``obsolete_syncprops`` properties are copied.

@@ -93,7 +93,7 @@ class Runner:
         return self._facades[target]
 
     def master(self) -> dict[str, Image]:
-        """The master dict, listed once per run (SPEC §5.1)."""
+        """The master dict, listed once per run."""
         if self._master is None:
             facade = self.facade("master")
             region = self.settings.master_region
@@ -112,7 +112,7 @@ class Runner:
                 log.warning(warning)
         return self._master
 
-    # -- region list (SPEC §3.3) ----------------------------------------------------
+    # -- region list ----------------------------------------------------------------
     def target_regions(self, target: str) -> list[RegionRef]:
         config = self.settings.targets[target]
         available = self._available_regions(target)

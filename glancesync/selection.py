@@ -11,7 +11,7 @@ OBSOLETE_SUFFIX = "_obsolete"
 
 
 def same_owner(owner: str | None, tenant_id: str) -> bool:
-    """An empty owner counts as ours; ids compare left-padded with zeros (SPEC §5.1)."""
+    """An empty owner counts as ours; ids compare left-padded with zeros."""
     # Equal ids (the usual case) need no padding: called for every image of every region.
     return not owner or owner == tenant_id or owner.zfill(32) == tenant_id.zfill(32)
 
@@ -46,7 +46,7 @@ def master_images(
 def is_synchronisable(
     image: Image, target: TargetConfig, failures: list[str] | None = None
 ) -> bool:
-    """SPEC §5.2, rules applied in order; the first that applies decides.
+    """The selection rules, applied in order; the first that applies decides.
 
     With ``failures``, the warning of a failing metadata_condition is appended there
     instead of being logged (the caller logs it when the answer is used).

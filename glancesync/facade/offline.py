@@ -1,6 +1,6 @@
 """Regions kept as backup CSV files in a directory: scenario tests and what-if runs.
 
-``DIR/backup_<fullname>.csv`` is one region (SPEC §4.3 rows), so any directory written by
+``DIR/backup_<fullname>.csv`` is one region (backup CSV rows), so any directory written by
 ``--make-backup`` (ours or the 2015 tool's) can be synchronised offline. Files of the
 master target have no ``:`` in their region part; ``backup_T:Madrid.csv`` is region
 Madrid of target T.
@@ -191,7 +191,7 @@ class OfflineFacade(Facade):
         if recorded:  # a --make-backups directory: the real project id
             return recorded
         if self._tenant_name:
-            # The old mock's convention (SPEC §4.4): tenant "tenant1" has id "tenant1id".
+            # The 2015 tool's offline convention: tenant "tenant1" has id "tenant1id".
             return f"{self._tenant_name}id"
         raise ConfigError(
             f"offline mode: target [{self.target_name}] needs tenant_id or a tenant name "

@@ -1,4 +1,4 @@
-"""Configuration loading (glancesync.config): SPEC §2 and §9.2, with our decisions."""
+"""Configuration loading (glancesync.config): the 2015 format, with our decisions."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ CONDITION = (
     "image.is_public and ('nid' in image.user_properties or 'type' in image.user_properties)"
 )
 
-# The 2015 tool's test configuration (SPEC §9.2), unchanged.
+# The 2015 tool's test configuration, unchanged.
 CONFIGURATION = """
 [main]
 # Region where are the images in the "master" target

@@ -1,4 +1,4 @@
-"""The Image value object: its backup-CSV row form (SPEC §4.3) and content identity."""
+"""The Image value object: its backup-CSV row form and content identity."""
 
 from __future__ import annotations
 

@@ -291,7 +291,7 @@ def test_uploaded_image_metadata(offline_dir: Path) -> None:
 
 
 def test_upload_owner_is_the_configured_tenant_id(offline_dir: Path) -> None:
-    # The old mock used tenant+"id" even when tenant_id was set (SPEC §11.22).
+    # The old mock used tenant+"id" even when tenant_id was set (a bug not kept).
     f = OfflineFacade("master", str(offline_dir), tenant_id="real-id", tenant_name="tenant1")
     assert upload(f, "Empty", master_image()).owner == "real-id"
 

@@ -1,4 +1,4 @@
-"""The pure plan: statuses per image (SPEC §5, §6 with the DESIGN.md decisions)."""
+"""The pure plan: statuses per image (selection, statuses and actions)."""
 
 from __future__ import annotations
 
