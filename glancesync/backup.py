@@ -119,8 +119,9 @@ def read_backup_rows(path: str, region: str | None = None) -> list[tuple[list[st
             # line_num counts the physical lines read so far; a quoted field may span
             # lines, so a record starts right after the previous one ends.
             line, next_start = next_start, reader.line_num + 1
-            if not "".join(row).strip():
-                continue  # blank lines were skipped by the old tool too
+            if len(row) < 9 or not row[2].strip():  # (a row with an id is not blank)
+                if not "".join(row).strip():
+                    continue  # blank lines were skipped by the old tool too
             image = _parse_row(path, line, row, region)
             if image.id in first_line:
                 raise BadInput(

@@ -61,7 +61,7 @@ def is_user_property(key: str) -> bool:
     return key not in CORE_ATTRIBUTES and not key.startswith(RESERVED_PREFIXES)
 
 
-@dataclass
+@dataclass(slots=True)
 class Image:
     """One Glance image as the engine sees it, whatever facade listed it."""
 
@@ -139,66 +139,82 @@ class Image:
     @classmethod
     def from_csv_row(cls, row: list[str], region: str | None = None) -> Image:
         """Parse a backup row; raises ValueError with the reason on a malformed row."""
-        if len(row) < 9:
-            raise ValueError(f"expected at least 9 fields, found {len(row)}")
-        extra = list(row[9:17]) + [""] * (17 - max(len(row), 9))
+        if len(row) < 17:
+            if len(row) < 9:
+                raise ValueError(f"expected at least 9 fields, found {len(row)}")
+            row = [*row, *[""] * (17 - len(row))]  # 9-field rows of the 2015 tool
         if not row[2].strip():
             raise ValueError("id field is empty")
-        try:
-            text = row[8].strip() or "{}"
-            plain = _PLAIN_DICT.fullmatch(text) is not None
-            props = _plain_dict(text) if plain else ast.literal_eval(text)
-        # literal_eval also raises TypeError ({[1]: 2}), MemoryError and RecursionError
-        # (absurdly nested input); all mean "not a literal dict", never a crash.
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
-            raise ValueError(f"properties field is not a literal dict: {row[8]!r}") from exc
-        if not isinstance(props, dict):
-            raise ValueError(f"properties field is not a dict: {row[8]!r}")
+        pairs = _plain_pairs(row[8])
+        props = dict(pairs) if pairs is not None else _literal_dict(row[8])
         try:
             size = int(row[4] or 0)
-            min_ram = int(extra[4] or 0)
-            min_disk = int(extra[5] or 0)
+            min_ram = int(row[13] or 0)
+            min_disk = int(row[14] or 0)
         except ValueError as exc:
             raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
-        fields = dict(
-            id=row[2],
-            name=row[1] or None,
-            region=region if region is not None else row[0],
-            owner=row[6] or None,
-            visibility=_visibility_from_field(row[7]),
-            checksum=row[5] or None,
-            size=size,
-            status=row[3],
-            properties=props,
-            os_hash_algo=extra[0] or None,
-            os_hash_value=extra[1] or None,
-            disk_format=extra[2] or None,
-            container_format=extra[3] or None,
-            min_ram=min_ram,
-            min_disk=min_disk,
-            protected=extra[6].strip() == "True",
-            hidden=extra[7].strip() == "True",
-        )
-        if plain and cls is Image:
-            # Every key and value is a str already and every field was checked above, so
-            # the instance is filled directly: __init__/__post_init__ would only copy the
-            # properties again (reading a big backup makes hundreds of thousands).
-            image = object.__new__(cls)
-            image.__dict__.update(fields)
-            return image
-        return cls(**fields)
+        visibility = row[7]
+        if visibility != "True":
+            visibility = _visibility_from_field(visibility)
+        else:
+            visibility = "public"
+        if pairs is None or cls is not Image:
+            return cls(
+                row[2], row[1] or None, row[0] if region is None else region, row[6] or None,
+                visibility, row[5] or None, size, row[3], props, row[9] or None,
+                row[10] or None, row[11] or None, row[12] or None, min_ram, min_disk,
+                row[15].strip() == "True", row[16].strip() == "True",
+            )
+        # Every key and value is a str already and every field was checked above, so the
+        # instance is filled directly: __init__/__post_init__ would only copy the
+        # properties again (reading a big backup makes hundreds of thousands).
+        image = _new_image(Image)
+        image.id = row[2]
+        image.name = row[1] or None
+        image.region = row[0] if region is None else region
+        image.owner = row[6] or None
+        image.visibility = visibility
+        image.checksum = row[5] or None
+        image.size = size
+        image.status = row[3]
+        image.properties = props
+        image.os_hash_algo = row[9] or None
+        image.os_hash_value = row[10] or None
+        image.disk_format = row[11] or None
+        image.container_format = row[12] or None
+        image.min_ram = min_ram
+        image.min_disk = min_disk
+        image.protected = row[15].strip() == "True"
+        image.hidden = row[16].strip() == "True"
+        return image
 
 
-def _plain_dict(text: str) -> dict[str, str]:
-    """The dict a text matching ``_PLAIN_DICT`` stands for (keys and values are str)."""
-    return dict(_plain_pairs(text))
+_new_image = object.__new__
 
 
 @functools.lru_cache(maxsize=1 << 15)
-def _plain_pairs(text: str) -> tuple[tuple[str, str], ...]:
-    # A copy usually has its master's very properties field, in every region file: the
-    # same text is parsed once (the result is immutable; each image gets its own dict).
+def _plain_pairs(field: str) -> tuple[tuple[str, str], ...] | None:
+    """The (key, value) pairs of a properties field matching ``_PLAIN_DICT``; None if not.
+
+    A copy usually has its master's very properties field, in every region file: the same
+    text is parsed once (the result is immutable; each image gets its own dict).
+    """
+    text = field.strip() or "{}"
+    if _PLAIN_DICT.fullmatch(text) is None:
+        return None
     return tuple((key[1:-1], value[1:-1]) for key, value in _PAIRS.findall(text))
+
+
+def _literal_dict(field: str) -> dict[Any, Any]:
+    try:
+        props = ast.literal_eval(field.strip() or "{}")
+    # literal_eval also raises TypeError ({[1]: 2}), MemoryError and RecursionError
+    # (absurdly nested input); all mean "not a literal dict", never a crash.
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as exc:
+        raise ValueError(f"properties field is not a literal dict: {field!r}") from exc
+    if not isinstance(props, dict):
+        raise ValueError(f"properties field is not a dict: {field!r}")
+    return props
 
 
 def _as_str(value: Any) -> str:

@@ -45,7 +45,9 @@ def obsolete_masters(
 def obsolete_updates(
     obsolete: dict[str, Image], dest_images: list[Image], target: TargetConfig, tenant_id: str
 ) -> list[ObsoleteUpdate]:
-    updates = []
+    updates: list[ObsoleteUpdate] = []
+    if not obsolete:
+        return updates
     for dest in dest_images:
         if not dest.name or not same_owner(dest.owner, tenant_id):
             continue

@@ -47,7 +47,7 @@ CONTENT_STATUSES = (PENDING_UPLOAD, PENDING_REPLACE, PENDING_RENAME)
 _COPY_KIND = {PENDING_UPLOAD: UPLOAD, PENDING_REPLACE: REPLACE, PENDING_RENAME: RENAME}
 
 
-@dataclass
+@dataclass(slots=True)
 class ImagePlan:
     status: str
     master: Image
@@ -81,10 +81,12 @@ class RegionPlan:
 
     def upload_order(self) -> list[ImagePlan]:
         """Content work: kernels/ramdisks first (their ids are needed), then size, name."""
+        work = self.with_status(*CONTENT_STATUSES, *ERROR_STATUSES)
+        if not work:
+            return []
         referenced = self.referenced | ami.referenced_names(
             {p.name: p.ami_refs for p in self.images}
         )
-        work = self.with_status(*CONTENT_STATUSES, *ERROR_STATUSES)
         return sorted(work, key=lambda p: (p.name not in referenced, p.master.size, p.name))
 
     @property
@@ -102,7 +104,7 @@ class MasterFacts:
     region of the target, so a run computes it once per target (``master_facts``) and
     shares it (read-only) between the plans of its regions."""
 
-    selected: dict[str, Image]  # name -> master image the target wants
+    selected: dict[str, Image]  # name -> master image the target wants, by (size, name)
     master_by_id: dict[str, Image]
     refs: dict[str, dict[str, str | None]]  # selected name -> its AMI references
     referenced: frozenset[str]  # names any master image references as kernel/ramdisk
@@ -111,9 +113,10 @@ class MasterFacts:
 
 def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
     failures: list[str] = []
-    selected = {
-        name: image for name, image in master.items() if is_synchronisable(image, target, failures)
-    }
+    wanted = [image for image in master.values() if is_synchronisable(image, target, failures)]
+    # The order of the statuses (size, then name), the same in every region: sorted once.
+    wanted.sort(key=lambda image: (image.size, image.name))
+    selected = {image.name or "": image for image in wanted}
     master_by_id = {image.id: image for image in master.values()}
     all_refs = {name: ami.references(m, master_by_id) for name, m in master.items()}
     return MasterFacts(
@@ -143,12 +146,15 @@ def plan_region(
     temporary copy of an interrupted run by its properties (see marker.py). ``facts``:
     ``master_facts(master, target)`` when the caller already has it (computed if not).
     """
-    leftovers = [
-        image
-        for image in dest_images
-        if not is_master and same_owner(image.owner, tenant_id) and is_leftover(image.properties)
-    ]
-    dest_images = [image for image in dest_images if image not in leftovers]
+    leftovers = []
+    if not is_master:
+        leftovers = [
+            image
+            for image in dest_images
+            if is_leftover(image.properties) and same_owner(image.owner, tenant_id)
+        ]
+    if leftovers:
+        dest_images = [image for image in dest_images if image not in leftovers]
     if facts is None:
         facts = master_facts(master, target)
     # Every plan warns about the images the condition failed on, as if it evaluated it.
@@ -158,28 +164,30 @@ def plan_region(
     matched, duplicates, warnings = match_destination(
         region, selected, dest_images, target, tenant_id
     )
-    foreign = {n for n, d in matched.items() if not same_owner(d.owner, tenant_id)}
-
-    content = {name: _content_status(m, matched.get(name), target) for name, m in selected.items()}
+    # The status decided by content alone (None: the same content, metadata decides).
+    content: dict[str, str | None] = {}
     problems: dict[str, str] = {}
-    for name, status in content.items():
+    for name, m in selected.items():
         dest = matched.get(name)
+        status = _content_status(m, dest, target)
         if dest is None:
-            continue
-        if name in foreign and status is None:
-            content[name] = OK  # the same content; another project's image is never changed
-        elif name in foreign and status in CONTENT_STATUSES:
-            content[name] = ERROR_CHECKSUM
-            problems[name] = (
-                f"the copy {dest.id} belongs to project {dest.owner}: glancesync never changes "
-                "another project's image"
-            )
+            pass
+        elif not same_owner(dest.owner, tenant_id):  # another project's image
+            if status is None:
+                status = OK  # the same content; another project's image is never changed
+            elif status in CONTENT_STATUSES:
+                status = ERROR_CHECKSUM
+                problems[name] = (
+                    f"the copy {dest.id} belongs to project {dest.owner}: glancesync never "
+                    "changes another project's image"
+                )
         elif status == PENDING_REPLACE and dest.protected:
-            content[name] = ERROR_PROTECTED
+            status = ERROR_PROTECTED
             problems[name] = (
                 f"the copy {dest.id} to replace is protected: unprotect it "
                 f"(openstack image set --unprotected {dest.id}) or list its checksum in rename"
             )
+        content[name] = status
     refs = facts.refs
     # An image that cannot be uploaded (error_ami) cannot be referenced either: repeat
     # until no new one appears (AMI chains are one or two levels deep in practice).
@@ -198,15 +206,14 @@ def plan_region(
                 pending,
                 dest_ids,
                 target.metadata_set,
-                problems.get(name, ""),
+                problems.get(name, "") if problems else "",
             )
             for name, m in selected.items()
-        ]
+        ]  # in the order of selected: by size, then name
         newly = {p.name for p in plans if p.status == ERROR_AMI and p.name in pending}
         if not newly:
             break
         blocked |= newly
-    plans.sort(key=lambda p: (p.master.size, p.name))
     if not is_master:
         _flag_stuck_duplicates(plans, duplicates, target)
 
@@ -248,7 +255,7 @@ def _operations(
         ops.append(CopyImage(kind, p.master, props, dict(p.ami_refs), p.dest, renamed))
     # Other copies with the name (a replace whose delete failed, two uploads...): once
     # the right copy is in place, the rules for conflicting content apply to them too.
-    for p in plan.images:
+    for p in plan.images if duplicates else ():
         for other in duplicates.get(p.name, []):
             rule = _conflict_rule(other.content_ids(), target)
             if rule == PENDING_RENAME:
@@ -268,6 +275,8 @@ def _flag_stuck_duplicates(
     deletes failed, then the rule was dropped; a protected old copy; two uploads by hand)
     is error_checksum, not ok: the name is ambiguous for every user of the region until
     the operator decides (a rule for its checksum, or deleting it)."""
+    if not duplicates:
+        return
     for p in plans:
         if p.status not in (OK, PENDING_METADATA, PENDING_AMI):
             continue
@@ -308,6 +317,15 @@ def _image_plan(
     problem: str = "",
 ) -> ImagePlan:
     """The final status of one image, once its content status (or None: same) is known."""
+    if status is None and not refs:
+        assert dest is not None
+        present = dest.properties
+        if "kernel_id" not in present and "ramdisk_id" not in present:
+            # Same content, no AMI reference on either side (nearly every image): only the
+            # metadata decides, as it does on the general path below in that case.
+            changes = metadata_changes(master, dest, metadata_set, None)
+            status = PENDING_METADATA if changes else OK
+            return ImagePlan(status, master, dest, refs, changes, problem)
     changes: MetadataChanges = {}
     if status in CONTENT_STATUSES:
         if ami.check(None, refs, in_place, pending) == ami.MISSING:
@@ -409,19 +427,22 @@ def metadata_changes(
     (``ami_values``: prop -> destination UUID, None to remove).
     """
     changes: MetadataChanges = {}
+    wanted, present = master.properties, dest.properties
     if metadata_set:
         scope = _sorted_scope(frozenset(metadata_set))
     else:
-        scope = sorted((set(master.properties) | set(dest.properties)) - set(AMI_PROPERTIES))
+        scope = sorted((set(wanted) | set(present)) - set(AMI_PROPERTIES))
     for prop in scope:
-        if prop in master.properties:
-            if dest.properties.get(prop) != master.properties[prop]:
-                changes[prop] = master.properties[prop]
-        elif prop in dest.properties:
+        value = wanted.get(prop)  # (property values are never None)
+        if value is not None:
+            if present.get(prop) != value:
+                changes[prop] = value
+        elif prop in present:
             changes[prop] = None
     if dest.visibility != master.visibility:
         changes["visibility"] = master.visibility
-    changes.update(ami_changes(dest, ami_values or {}))
+    if ami_values:
+        changes.update(ami_changes(dest, ami_values))
     return changes
 
 

@@ -48,27 +48,6 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class _Entry:
-    # The row as read is written back as is while its image is untouched, so a rewrite
-    # only changes the lines of the images that changed (old 9-field rows stay 9-field).
-    row: list[str] | None
-    image: Image
-
-
-def _detached(image: Image) -> Image:
-    """A copy the caller may keep or change without changing the facade's state.
-
-    Only ``properties`` is mutable in an Image, so a shallow copy with its own dict is
-    enough; made without __init__ (whose checks the image passed already), it keeps
-    listing a region of thousands of images cheap.
-    """
-    clone = object.__new__(Image)
-    clone.__dict__.update(image.__dict__)
-    clone.properties = dict(image.properties)
-    return clone
-
-
-@dataclass
 class _RegionFile:
     """One region file as this facade knows it; use it only while holding ``lock``."""
 
@@ -76,8 +55,12 @@ class _RegionFile:
     path: str
     filename: str
     directory: str
-    # image id -> entry, in file order (uploads are appended, as in the file)
-    entries: dict[str, _Entry] = field(default_factory=dict)
+    # image id -> image, in file order (uploads are appended, as in the file). Images are
+    # never changed in place (a change stores a new Image), so listings share them.
+    images: dict[str, Image] = field(default_factory=dict)
+    # image id -> its row as read, written back as is while the image is untouched: a
+    # rewrite only changes the lines of the images that changed (9-field rows stay so)
+    rows: dict[str, list[str]] = field(default_factory=dict)
     loaded: bool = False
     dirty: bool = False  # changed in memory, not written yet
     # (inode, size, mtime) of the file when last read or written: another change shows
@@ -102,23 +85,27 @@ class _RegionFile:
             rows = read_backup_rows(self.path, region=self.fullname)
         except FacadeError as exc:  # the same kind (a malformed file stays BadInput)
             raise type(exc)(f"{self.fullname}: {exc}") from exc
-        self.entries = {image.id: _Entry(row, image) for row, image in rows}
+        self.images = {image.id: image for _row, image in rows}
+        self.rows = {image.id: row for row, image in rows}
         self.loaded, self.stamp = True, stamp
 
-    def entry(self, image_id: str) -> _Entry:
+    def image(self, image_id: str) -> Image:
         try:
-            return self.entries[image_id]
+            return self.images[image_id]
         except KeyError:
             raise FacadeError(f"{self.fullname}: no image with id {image_id}") from None
+
+    def put(self, image: Image) -> None:
+        """Store a new or changed image (a changed one keeps its place in the file)."""
+        self.images[image.id] = image
+        self.rows.pop(image.id, None)
+        self.dirty = True
 
     def save(self) -> None:
         if not self.dirty:
             return
-        rows = []
-        for entry in self.entries.values():
-            if entry.row is None:
-                entry.row = entry.image.to_csv_row()
-            rows.append(entry.row)
+        read = self.rows
+        rows = [read.get(i) or image.to_csv_row() for i, image in self.images.items()]
         write_csv_atomic(self.path, rows)  # raises: still dirty, a later flush retries
         self.dirty = False
         try:
@@ -199,13 +186,16 @@ class OfflineFacade(Facade):
         )
 
     def list_images(self, region: str) -> list[Image]:
+        # The facade's own images: it never changes them in place, and neither may the
+        # caller (Image.copy makes a changed one). No copy: planning a region of thousands
+        # of images lists it whole.
         with self._region(region) as reg:
-            return [_detached(entry.image) for entry in reg.entries.values()]
+            return list(reg.images.values())
 
     def get_image(self, region: str, image_id: str) -> Image | None:
         with self._region(region) as reg:
-            entry = reg.entries.get(image_id)
-            return entry.image.copy() if entry else None
+            image = reg.images.get(image_id)
+            return image.copy() if image else None
 
     def download(self, region: str, image_id: str) -> Iterator[bytes]:
         raise FacadeError(f"{self.fullname(region)}: offline regions hold no image data")
@@ -223,7 +213,7 @@ class OfflineFacade(Facade):
         with self._region(region) as reg:
             name = source.master.name or image.name or ""  # ids read "1$debian", not temporary
             seq = 1
-            while f"{seq}${name}" in reg.entries:
+            while f"{seq}${name}" in reg.images:
                 seq += 1
             master = source.master
             new = Image(
@@ -245,13 +235,12 @@ class OfflineFacade(Facade):
                 protected=image.protected,
                 hidden=image.hidden,
             )
-            reg.entries[new.id] = _Entry(None, new)
-            reg.dirty = True
+            reg.put(new)
             return new.copy()
 
     def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
         with self._region(region) as reg:
-            old = reg.entry(image_id).image
+            old = reg.image(image_id)
             name, visibility, properties = old.name, old.visibility, dict(old.properties)
             flags = {"protected": old.protected, "hidden": old.hidden}
             for key, value in changes.items():
@@ -278,20 +267,18 @@ class OfflineFacade(Facade):
                     properties[key] = value
             new = old.copy(name=name, visibility=visibility, properties=properties, **flags)
             if new != old:
-                reg.entries[image_id] = _Entry(None, new)  # same key: keeps its place
-                reg.dirty = True
+                reg.put(new)
 
     def delete_image(self, region: str, image_id: str) -> None:
         with self._region(region) as reg:
-            entry = reg.entries.get(image_id)
-            if entry is None:
+            image = reg.images.get(image_id)
+            if image is None:
                 return  # gone already counts as deleted, as with Glance's 404
-            if entry.image.protected:
+            if image.protected:
                 # What Glance answers with a 403; the engine must report it, not assume it.
-                raise FacadeError(
-                    f"{reg.fullname}: image {entry.image.name} ({image_id}) is protected"
-                )
-            del reg.entries[image_id]
+                raise FacadeError(f"{reg.fullname}: image {image.name} ({image_id}) is protected")
+            del reg.images[image_id]
+            reg.rows.pop(image_id, None)
             reg.dirty = True
 
     def flush(self, region: str | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -540,13 +541,20 @@ def test_flush_writes_only_the_regions_that_changed(
     assert file_io["write"] == ["backup_Burgos.csv"]
 
 
-def test_a_listing_cannot_change_the_facade_state(offline_dir: Path) -> None:
+def test_a_listing_is_a_snapshot_the_facade_never_changes(offline_dir: Path) -> None:
+    # Listings share the facade's images (no copy per image), so the facade must never
+    # change one in place: an update stores a new image.
     f = facade(offline_dir)
     listed = f.list_images("Burgos")
-    listed[0].properties["nid"] = "changed"
-    listed[0].name = "changed"
-    assert f.list_images("Burgos")[0].properties["nid"] == "1"
-    assert f.get_image("Burgos", "101").name == "image01"
+    before = copy.deepcopy(listed)
+    f.update_image("Burgos", "101", {"name": "renamed", "nid": "changed"})
+    f.delete_image("Burgos", listed[-1].id)
+    assert listed == before
+    assert f.get_image("Burgos", "101").name == "renamed"
+    assert f.get_image("Burgos", "101").properties["nid"] == "changed"
+    fetched = f.get_image("Burgos", "101")
+    fetched.properties["nid"] = "local"  # get_image gives a copy of its own
+    assert f.get_image("Burgos", "101").properties["nid"] == "changed"
 
 
 def test_unsaved_changes_win_over_a_file_changed_meanwhile(offline_dir: Path) -> None:
