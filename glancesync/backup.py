@@ -98,16 +98,22 @@ def read_backup(path: str, region: str | None = None) -> list[Image]:
     ``region`` (a fullname) overrides field 1 of every row. Raises FacadeError naming the
     file and line of the first malformed row.
     """
-    return [image for _row, image in read_backup_rows(path, region)]
+    images, _rows = read_backup_rows(path, region)
+    return list(images.values())
 
 
-def read_backup_rows(path: str, region: str | None = None) -> list[tuple[list[str], Image]]:
-    """Like read_backup, but keeps each image's raw row (to rewrite it unchanged)."""
-    entries: list[tuple[list[str], Image]] = []
+def read_backup_rows(
+    path: str, region: str | None = None
+) -> tuple[dict[str, Image], dict[str, list[str]]]:
+    """Like read_backup, by image id (in file order), with each image's raw row (to
+    rewrite it unchanged)."""
+    images: dict[str, Image] = {}
+    rows: dict[str, list[str]] = {}
     first_line: dict[str, int] = {}
     text = _read_text(path)
     next_start = 1
     reader = csv.reader(io.StringIO(text, newline=""), dialect="excel")
+    from_csv_row = Image.from_csv_row
     # Reading makes several objects per row and no reference cycle, but each of them
     # counts toward the cyclic collector's thresholds: with many big files in memory its
     # full passes over the ever larger heap took half the reading time. It is paused for
@@ -122,20 +128,25 @@ def read_backup_rows(path: str, region: str | None = None) -> list[tuple[list[st
             if len(row) < 9 or not row[2].strip():  # (a row with an id is not blank)
                 if not "".join(row).strip():
                     continue  # blank lines were skipped by the old tool too
-            image = _parse_row(path, line, row, region)
-            if image.id in first_line:
+            try:
+                image = from_csv_row(row, region)
+            except ValueError as exc:
+                raise BadInput(f"{path}, line {line}: {exc}") from exc
+            image_id = image.id
+            if image_id in images:
                 raise BadInput(
-                    f"{path}, line {line}: duplicate image id {image.id!r} "
-                    f"(first on line {first_line[image.id]})"
+                    f"{path}, line {line}: duplicate image id {image_id!r} "
+                    f"(first on line {first_line[image_id]})"
                 )
-            first_line[image.id] = line
-            entries.append((row, image))
+            images[image_id] = image
+            rows[image_id] = row
+            first_line[image_id] = line
     except csv.Error as exc:
         raise BadInput(f"{path}, line {next_start}: not valid CSV: {exc}") from exc
     finally:
         if collecting:
             gc.enable()
-    return entries
+    return images, rows
 
 
 def _read_text(path: str) -> str:
@@ -151,13 +162,6 @@ def _read_text(path: str) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise BadInput(f"{path}, line {line}: not UTF-8 text ({exc.reason})") from exc
-
-
-def _parse_row(path: str, line: int, row: list[str], region: str | None) -> Image:
-    try:
-        return Image.from_csv_row(row, region=region)
-    except ValueError as exc:
-        raise BadInput(f"{path}, line {line}: {exc}") from exc
 
 
 def write_csv_atomic(path: str, rows: Iterable[list[str]]) -> None:

@@ -6,8 +6,10 @@ import argparse
 import contextlib
 import csv
 import gc
+import io
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -26,8 +28,8 @@ from glancesync.exceptions import (
 )
 from glancesync.facade.base import Facade
 from glancesync.interrupt import stop_on_signals
-from glancesync.plan import RegionPlan
 from glancesync.runner import RegionRef, Runner
+from glancesync.status import RegionStatus
 
 log = logging.getLogger("glancesync")
 
@@ -272,9 +274,9 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_REGION_FAILED if runner.failed_targets else EXIT_OK
     refs = _regions(args, runner.region_list)
     if args.show_status:
-        plans, code = runner.status(refs)
-        pending = any(plan.has_work for plan in plans)
-        print_status(plans, args.format, pending)
+        statuses, code = runner.status(refs)
+        pending = any(status.has_work for status in statuses)
+        print_status(statuses, args.format, pending)
         if args.detailed_exitcode and pending and code != EXIT_REGION_FAILED:
             return EXIT_PENDING
         return code
@@ -354,34 +356,58 @@ def facade_factory(settings: Settings, offline_dir: str | None):
     return make
 
 
-def print_status(plans: list[RegionPlan], fmt: str, pending: bool) -> None:
+def print_status(statuses: list[RegionStatus], fmt: str, pending: bool) -> None:
     if fmt == "json":
         rows = [
             {
-                "status": p.status,
-                "region": plan.region,
-                "image": p.name,
-                "size": p.master.size,
-                "master_id": p.master.id,
-                "dest_id": p.dest.id if p.dest else None,
-                "changes": sorted(p.changes),
-                "problem": p.problem or None,
+                "status": s.status,
+                "region": region.region,
+                "image": s.image,
+                "size": s.size,
+                "master_id": s.master_id,
+                "dest_id": s.dest_id,
+                "changes": list(s.changes),
+                "problem": s.problem or None,
             }
-            for plan in plans
-            for p in plan.images
+            for region in statuses
+            for s in region.images
         ]
         obsolete = [
-            {"region": plan.region, "image": u.dest.name, "new_name": u.new_name}
-            for plan in plans
-            for u in plan.obsolete
+            {"region": region.region, "image": name, "new_name": new_name}
+            for region in statuses
+            for name, new_name in region.obsolete
         ]
         document = {"kind": "status", "images": rows, "obsolete": obsolete, "pending": pending}
         sys.stdout.write(report.dumps(document))
         return
-    writer = csv.writer(sys.stdout, lineterminator="\n")
-    for plan in plans:
-        for p in plan.images:
-            writer.writerow([p.status, plan.region, p.name])
+    # status,region,image as csv writes them; built directly (a status over many regions
+    # prints hundreds of thousands of lines), each distinct field formatted once.
+    fields: dict[str, str] = {}
+
+    def field(text: str) -> str:
+        formatted = fields.get(text)
+        if formatted is None:
+            formatted = fields[text] = _csv_field(text)
+        return formatted
+
+    lines = []
+    for region in statuses:
+        name = field(region.region)
+        lines += [f"{status},{name},{field(image)}\n" for status, image in zip(
+            region.statuses, region.names, strict=True)]
+    sys.stdout.write("".join(lines))
+
+
+def _csv_field(text: str) -> str:
+    """``text`` as csv.writer writes one field of several (minimal quoting)."""
+    if not _NEEDS_QUOTES.search(text):
+        return text
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow([text, ""])
+    return out.getvalue()[: -len(",\n")]
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
 
 
 def lock_for(args: argparse.Namespace, settings: Settings) -> contextlib.AbstractContextManager:

@@ -68,7 +68,6 @@ class RegionPlan:
     obsolete: list[ObsoleteUpdate]
     warnings: list[str]
     dest_ids: dict[str, str]  # name -> id of the destination images kept in place
-    dest_names: set[str]  # every name present in the region (for .old naming)
     operations: list[Operation] = field(default_factory=list)  # what a sync does, in order
     # Names referenced as kernel/ramdisk by any master image: uploaded first. The same set
     # in every region gives every region the same upload order, which a fan-out of the
@@ -109,6 +108,8 @@ class MasterFacts:
     refs: dict[str, dict[str, str | None]]  # selected name -> its AMI references
     referenced: frozenset[str]  # names any master image references as kernel/ramdisk
     condition_failures: tuple[str, ...]  # warnings of a failing metadata_condition
+    obsolete: dict[str, Image]  # master X_obsolete images that apply to the target
+    obsolete_warnings: tuple[str, ...]
 
 
 def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
@@ -119,12 +120,18 @@ def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
     selected = {image.name or "": image for image in wanted}
     master_by_id = {image.id: image for image in master.values()}
     all_refs = {name: ami.references(m, master_by_id) for name, m in master.items()}
+    obsolete: dict[str, Image] = {}
+    obsolete_warnings: list[str] = []
+    if target.support_obsolete_images:
+        obsolete, obsolete_warnings = obsolete_masters(master, target)
     return MasterFacts(
         selected,
         master_by_id,
         {name: all_refs[name] for name in selected},
         frozenset(ami.referenced_names(all_refs)),
         tuple(failures),
+        obsolete,
+        tuple(obsolete_warnings),
     )
 
 
@@ -169,10 +176,11 @@ def plan_region(
     problems: dict[str, str] = {}
     for name, m in selected.items():
         dest = matched.get(name)
-        status = _content_status(m, dest, target)
         if dest is None:
-            pass
-        elif not same_owner(dest.owner, tenant_id):  # another project's image
+            content[name] = PENDING_UPLOAD
+            continue
+        status = _content_status(m, dest, target)
+        if not same_owner(dest.owner, tenant_id):  # another project's image
             if status is None:
                 status = OK  # the same content; another project's image is never changed
             elif status in CONTENT_STATUSES:
@@ -219,27 +227,26 @@ def plan_region(
 
     obsolete: list[ObsoleteUpdate] = []
     if target.support_obsolete_images and not is_master:
-        masters, obsolete_warnings = obsolete_masters(master, target)
-        warnings += obsolete_warnings
-        obsolete = obsolete_updates(masters, dest_images, target, tenant_id)
-    names = {image.name for image in dest_images if image.name}
-    plan = RegionPlan(
-        region, plans, obsolete, warnings, dest_ids, names, referenced=facts.referenced
-    )
+        warnings += facts.obsolete_warnings
+        obsolete = obsolete_updates(facts.obsolete, dest_images, target, tenant_id)
+    plan = RegionPlan(region, plans, obsolete, warnings, dest_ids, referenced=facts.referenced)
     if not is_master:
-        plan.operations = _operations(plan, leftovers, duplicates, target)
+        plan.operations = _operations(plan, dest_images, leftovers, duplicates, target)
     return plan
 
 
 def _operations(
     plan: RegionPlan,
+    dest_images: list[Image],
     leftovers: list[Image],
     duplicates: dict[str, list[Image]],
     target: TargetConfig,
 ) -> list[Operation]:
     """The status -> operation mapping, in the order a sync applies them."""
     ops: list[Operation] = [DeleteLeftover(image) for image in leftovers]
-    names = set(plan.dest_names)
+    # Every name in the region, for the .old names of renames (most plans rename nothing)
+    renames = plan.obsolete or duplicates or plan.with_status(PENDING_RENAME)
+    names = {image.name for image in dest_images if image.name} if renames else set()
     for update in plan.obsolete:
         ops.append(UpdateObsolete(update.dest, update.new_name, update.changes))
         names.add(update.new_name)

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -39,6 +39,7 @@ from glancesync.operations import CopyImage
 from glancesync.plan import MasterFacts, RegionPlan, master_facts, plan_region
 from glancesync.report import Run
 from glancesync.selection import master_images
+from glancesync.status import RegionStatus, can_fork, in_processes, usable_cpus
 from glancesync.transfer import ImageSource, source_for
 
 log = logging.getLogger("glancesync")
@@ -210,10 +211,7 @@ class Runner:
         images = facade.list_images(ref.region)
         log.debug(f"{ref.fullname}: {len(images)} images listed")
         master = self.master()
-        facts = self._facts.get(ref.target)
-        if facts is None:
-            # Region threads may both compute it; the results are equal, either is kept.
-            facts = self._facts.setdefault(ref.target, master_facts(master, target))
+        facts = self._target_facts(ref.target, master)
         return plan_region(
             ref.fullname,
             master,
@@ -226,6 +224,15 @@ class Runner:
             is_leftover=marker.is_leftover,
             facts=facts,
         )
+
+    def _target_facts(self, target: str, master: dict[str, Image]) -> MasterFacts:
+        facts = self._facts.get(target)
+        if facts is None:
+            # Region threads may both compute it; the results are equal, either is kept.
+            facts = self._facts.setdefault(
+                target, master_facts(master, self.settings.targets[target])
+            )
+        return facts
 
     def sync_region(self, ref: RegionRef, dry_run: bool) -> RegionResult:
         start = time.monotonic()
@@ -436,21 +443,43 @@ class Runner:
         finally:
             run.results = [together.results[ref] for ref in refs if ref in together.results]
 
-    def status(self, refs: list[RegionRef]) -> tuple[list[RegionPlan], int]:
-        self.master()
-        plans, failed = [], EXIT_OK
-        for ref in refs:
-            try:
-                plans.append(self.plan(ref))
-            except FacadeError as exc:
-                log.error(str(exc))
-                failed = max(failed, exc.exit_code, key=_severity)
-        for plan in plans:
-            for warning in plan.warnings:
+    def status(self, refs: list[RegionRef]) -> tuple[list[RegionStatus], int]:
+        master = self.master()
+        for target in dict.fromkeys(ref.target for ref in refs):  # before any fork
+            self._target_facts(target, master)
+        workers = min(len(refs), usable_cpus())
+        if workers > 1 and all(self.facade(ref.target).local for ref in refs) and can_fork():
+            # Offline regions: reading and comparing them is CPU work, one core each.
+            log.debug(f"planning {len(refs)} regions in {workers} worker processes")
+            outcomes: Generator[RegionStatus | FacadeError, None, None] = in_processes(
+                self.region_status, refs, workers
+            )
+        else:
+            outcomes = (self._region_status_or_error(ref) for ref in refs)
+        statuses, failed = [], EXIT_OK
+        with contextlib.closing(outcomes):  # whatever happens, workers end here
+            for outcome in outcomes:
+                if isinstance(outcome, FacadeError):
+                    log.error(str(outcome))
+                    failed = max(failed, outcome.exit_code, key=_severity)
+                else:
+                    statuses.append(outcome)
+        for status in statuses:
+            for warning in status.warnings:
                 log.warning(warning)
         if failed or self.failed_targets:
-            return plans, max(failed, EXIT_REGION_FAILED, key=_severity)
-        return plans, EXIT_NEEDS_OPERATOR if any(p.needs_operator for p in plans) else EXIT_OK
+            return statuses, max(failed, EXIT_REGION_FAILED, key=_severity)
+        operator = any(status.needs_operator for status in statuses)
+        return statuses, EXIT_NEEDS_OPERATOR if operator else EXIT_OK
+
+    def region_status(self, ref: RegionRef) -> RegionStatus:
+        return RegionStatus.of(self.plan(ref))
+
+    def _region_status_or_error(self, ref: RegionRef) -> RegionStatus | FacadeError:
+        try:
+            return self.region_status(ref)
+        except FacadeError as exc:
+            return exc
 
     def make_backups(self, refs: list[RegionRef], base: str = ".") -> int:
         directory = backup.make_backup_dir(base)

@@ -147,18 +147,13 @@ class Service:
         """The status of every selected master image there (as ``--show-status``)."""
         runner = Runner(self.settings, self._shared_facade)
         ref = self.resolve(runner, region)
-        plans, _code = runner.status([ref])
-        if not plans:  # the region could not be listed: status() logged why
+        statuses, _code = runner.status([ref])
+        if not statuses:  # the region could not be listed: status() logged why
             raise RegionUnavailable(f"{ref.fullname}: the region's images cannot be listed")
         return [
-            {
-                "id": p.dest.id if p.dest else None,
-                "name": p.name,
-                "status": p.status,
-                "message": p.problem or None,
-            }
-            for p in plans[0].images
-            if image is None or p.name == image
+            {"id": s.dest_id, "name": s.image, "status": s.status, "message": s.problem or None}
+            for s in statuses[0].images
+            if image is None or s.image == image
         ]
 
     # -- tasks ----------------------------------------------------------------------------

@@ -32,6 +32,9 @@ class Facade(ABC):
     # Whether uploads read the image bytes (False: the region records metadata only, so
     # there is nothing to share between regions).
     streams_bytes = True
+    # Whether the regions are local files only (no connection a forked process would
+    # share with its parent): offline status planning then forks worker processes.
+    local = False
 
     def __init__(self, target_name: str) -> None:
         self.target_name = target_name

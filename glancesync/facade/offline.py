@@ -82,11 +82,9 @@ class _RegionFile:
         if self.loaded and (self.dirty or stamp == self.stamp):
             return
         try:
-            rows = read_backup_rows(self.path, region=self.fullname)
+            self.images, self.rows = read_backup_rows(self.path, region=self.fullname)
         except FacadeError as exc:  # the same kind (a malformed file stays BadInput)
             raise type(exc)(f"{self.fullname}: {exc}") from exc
-        self.images = {image.id: image for _row, image in rows}
-        self.rows = {image.id: row for row, image in rows}
         self.loaded, self.stamp = True, stamp
 
     def image(self, image_id: str) -> Image:
@@ -116,6 +114,7 @@ class _RegionFile:
 
 class OfflineFacade(Facade):
     streams_bytes = False  # an upload records the master's hashes without reading bytes
+    local = True
 
     def __init__(
         self,

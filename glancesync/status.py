@@ -1,0 +1,251 @@
+"""What ``--show-status`` and the API show of a region, and planning many regions at once.
+
+A :class:`RegionStatus` is the part of a region's plan (plan.py decides every status) that
+is shown: the status of every selected master image there, the obsolete renames, the
+warnings. It is small and plain, so worker processes can send it back.
+
+:func:`in_processes` plans regions in forked worker processes, one region at a time per
+worker, results in region order. Planning is CPU work (reading and parsing a region's
+backup file, comparing every image), so an offline ``--show-status`` over many big
+regions uses every core instead of one. The workers are forks of the run: they share the
+master listing and the configuration read once by the parent. Their log lines are handed
+back with their results and written by the parent, in region order, exactly as a
+sequential run writes them.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import pickle
+import selectors
+import signal
+import struct
+import threading
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+from glancesync.exceptions import FacadeError, GlanceSyncError
+from glancesync.plan import RegionPlan
+
+T = TypeVar("T")
+
+
+class ImageStatus(NamedTuple):
+    status: str
+    image: str  # the master image's name
+    size: int
+    master_id: str
+    dest_id: str | None  # the copy in the region (None: not there)
+    changes: tuple[str, ...]  # sorted names of what a sync changes in the copy's metadata
+    problem: str  # why an error_* image cannot be synchronised
+
+
+@dataclass
+class RegionStatus:
+    """One region's statuses, kept as columns (one entry per selected master image, by
+    size then name): a worker sends a region of thousands of images back in a few
+    milliseconds, where one object per image took tens of them."""
+
+    region: str  # fullname
+    statuses: list[str]
+    names: list[str]  # the master images' names
+    sizes: list[int]
+    master_ids: list[str]
+    dest_ids: list[str | None]  # the copy in the region (None: not there)
+    changes: dict[int, tuple[str, ...]]  # index -> sorted names of what a sync changes
+    problems: dict[int, str]  # index -> why that error_* image cannot be synchronised
+    obsolete: list[tuple[str, str]]  # (name of the copy, its new name)
+    warnings: list[str]
+    has_work: bool  # a sync would change something
+    needs_operator: bool  # some image is error_*
+
+    @classmethod
+    def of(cls, plan: RegionPlan) -> RegionStatus:
+        images = plan.images
+        return cls(
+            plan.region,
+            [p.status for p in images],
+            [p.name for p in images],
+            [p.master.size for p in images],
+            [p.master.id for p in images],
+            [p.dest.id if p.dest is not None else None for p in images],
+            {n: tuple(sorted(p.changes)) for n, p in enumerate(images) if p.changes},
+            {n: p.problem for n, p in enumerate(images) if p.problem},
+            [(u.dest.name or "", u.new_name) for u in plan.obsolete],
+            plan.warnings,
+            plan.has_work,
+            bool(plan.needs_operator),
+        )
+
+    @property
+    def images(self) -> list[ImageStatus]:
+        changes, problems = self.changes, self.problems
+        return [
+            ImageStatus(*fields, changes.get(n, ()), problems.get(n, ""))
+            for n, fields in enumerate(
+                zip(
+                    self.statuses, self.names, self.sizes, self.master_ids, self.dest_ids,
+                    strict=True,
+                )
+            )
+        ]
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
+
+
+def can_fork() -> bool:
+    """Whether worker processes can be forked safely from here: a platform with fork and
+    no other thread running (a forked child gets only the calling thread: locks other
+    threads held would stay held in it, as in a threaded server)."""
+    return hasattr(os, "fork") and threading.active_count() == 1
+
+
+WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_LENGTH = struct.Struct("!Q")
+
+
+def in_processes(
+    compute: Callable[[T], RegionStatus], items: Sequence[T], processes: int
+) -> Generator[RegionStatus | FacadeError, None, None]:
+    """``compute(item)`` for every item in ``processes`` forked workers (the items are
+    dealt to them in turn); yields the results in the order of ``items``, each after its
+    log records are written. A FacadeError raised by ``compute`` is yielded, any other
+    exception is raised here, as is a GlanceSyncError when a worker dies (killed by the
+    kernel for memory...). However the caller stops (an interruption, an error), the
+    workers are killed and reaped: they only read."""
+    workers: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    # Signals wait until a worker has set its own handling (inherited, the parent's
+    # handler would raise in it); the parent gets them right after the forks.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
+    try:
+        for n in range(processes):
+            read_end, write_end = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover (runs in the worker; its exit code is checked)
+                os.close(read_end)
+                for _pid, other in workers:
+                    os.close(other)
+                _serve(compute, items[n::processes], write_end, blocked)
+            os.close(write_end)
+            workers.append((pid, read_end))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        if len(workers) < processes:  # a fork failed: stop the ones started
+            _stop(workers)
+    try:
+        yield from _collect(workers, len(items))
+    finally:
+        _stop(workers)
+
+
+def _serve(compute: Callable[[Any], Any], items: Sequence[Any], fd: int, mask: Any) -> None:
+    """A worker's life: each item's result and log records, pickled, to the parent."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles it
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        gc.disable()  # short-lived, and what it reads holds no reference cycle
+        logging.Logger.callHandlers = _keep  # type: ignore[method-assign]
+        for item in items:
+            _records.clear()
+            try:
+                result: Any = compute(item)
+            except FacadeError as exc:
+                result = exc
+            except Exception as exc:  # raised again in the parent
+                result = _Failure(exc)
+            try:
+                data = pickle.dumps((result, _records), pickle.HIGHEST_PROTOCOL)
+            except Exception as exc:  # an exception that cannot be pickled
+                data = pickle.dumps((_Failure(RuntimeError(repr(exc))), _records))
+            view = memoryview(_LENGTH.pack(len(data)) + data)
+            while view:
+                view = view[os.write(fd, view) :]
+    except BaseException:
+        code = 1
+    finally:
+        os._exit(code)  # no clean-up of the parent's state: it is the parent's
+
+
+class _Failure:
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+_records: list[logging.LogRecord] = []
+
+
+def _keep(logger: logging.Logger, record: logging.LogRecord) -> None:
+    # In a worker: a record that passed the logger's level and filters, where handlers
+    # would get it, kept for the parent.
+    record.msg, record.args = record.getMessage(), None
+    if record.exc_info:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+    _records.append(record)
+
+
+def _collect(workers: list[tuple[int, int]], count: int) -> Iterator[Any]:
+    """The workers' results in item order, read from all their pipes as they come (a
+    worker never waits for the parent to want its result)."""
+    selector = selectors.DefaultSelector()
+    buffers = {fd: bytearray() for _pid, fd in workers}
+    ready: dict[int, list[bytes]] = {fd: [] for _pid, fd in workers}
+    for _pid, fd in workers:
+        selector.register(fd, selectors.EVENT_READ)
+    try:
+        for index in range(count):
+            pid, fd = workers[index % len(workers)]
+            while not ready[fd]:
+                if fd not in selector.get_map():
+                    raise GlanceSyncError(f"a status worker process {_ended(pid)}")
+                for key, _events in selector.select():
+                    _read(key.fd, buffers[key.fd], ready[key.fd], selector)
+            result, records = pickle.loads(ready[fd].pop(0))
+            for record in records:
+                logging.getLogger(record.name).handle(record)
+            if isinstance(result, _Failure):
+                raise result.exc
+            yield result
+    finally:
+        selector.close()
+
+
+def _read(fd: int, buffer: bytearray, ready: list[bytes], selector: Any) -> None:
+    chunk = os.read(fd, 1 << 20)
+    if not chunk:
+        selector.unregister(fd)
+        return
+    buffer += chunk
+    while len(buffer) >= _LENGTH.size:
+        (length,) = _LENGTH.unpack_from(buffer)
+        if len(buffer) < _LENGTH.size + length:
+            break
+        ready.append(bytes(buffer[_LENGTH.size : _LENGTH.size + length]))
+        del buffer[: _LENGTH.size + length]
+
+
+def _ended(pid: int) -> str:
+    # How the worker ended, without reaping it (_stop does, for every worker).
+    info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    if info is not None and info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
+        return f"was killed by {signal.Signals(info.si_status).name}"
+    return f"ended early (exit code {info.si_status if info else '?'})"
+
+
+def _stop(workers: list[tuple[int, int]]) -> None:
+    for pid, fd in workers:
+        os.close(fd)
+        os.kill(pid, signal.SIGKILL)  # a worker that has ended is a zombie until reaped
+        os.waitpid(pid, 0)
+    workers.clear()
