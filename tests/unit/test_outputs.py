@@ -295,3 +295,23 @@ def test_preferable_order_naming_an_unknown_region_is_a_warning(fed, capsys):
     assert (code, out) == (0, "Burgos Caceres\n")
     assert "WARNING:preferable_order names other:X, which is not a region of target other" in err
 
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["plain", "with,comma", 'with"quote', "with\nnewline", "with\rreturn", " spaced ",
+     "ünïcode·名", "tab\there", "'single'", "x" * 300, ",", '"'],
+)  # fmt: skip
+def test_status_lines_are_what_csv_writes(name, capsys):
+    import csv
+    import io
+
+    from glancesync.cli import print_status
+    from glancesync.status import RegionStatus
+
+    region = RegionStatus("Reg,ion", ["ok"], [name], [1], ["m1"], ["d1"], {}, {}, [], [],
+                          False, False)  # fmt: skip
+    print_status([region], "csv", False)
+    expected = io.StringIO()
+    csv.writer(expected, lineterminator="\n").writerow(["ok", "Reg,ion", name])
+    assert capsys.readouterr().out == expected.getvalue()
