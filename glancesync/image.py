@@ -145,12 +145,12 @@ class Image:
             row = [*row, *[""] * (17 - len(row))]  # 9-field rows of the 2015 tool
         if not row[2].strip():
             raise ValueError("id field is empty")
-        pairs = _plain_pairs(row[8])
-        props = dict(pairs) if pairs is not None else _literal_dict(row[8])
+        plain = _plain_dict(row[8])
+        props = plain.copy() if plain is not None else _literal_dict(row[8])
         try:
             size = int(row[4] or 0)
-            min_ram = int(row[13] or 0)
-            min_disk = int(row[14] or 0)
+            min_ram = 0 if row[13] == "0" else int(row[13] or 0)  # "0" nearly always
+            min_disk = 0 if row[14] == "0" else int(row[14] or 0)
         except ValueError as exc:
             raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
         visibility = row[7]
@@ -158,7 +158,7 @@ class Image:
             visibility = _visibility_from_field(visibility)
         else:
             visibility = "public"
-        if pairs is None or cls is not Image:
+        if plain is None or cls is not Image:
             return cls(
                 row[2], row[1] or None, row[0] if region is None else region, row[6] or None,
                 visibility, row[5] or None, size, row[3], props, row[9] or None,
@@ -193,16 +193,16 @@ _new_image = object.__new__
 
 
 @functools.lru_cache(maxsize=1 << 15)
-def _plain_pairs(field: str) -> tuple[tuple[str, str], ...] | None:
-    """The (key, value) pairs of a properties field matching ``_PLAIN_DICT``; None if not.
+def _plain_dict(field: str) -> dict[str, str] | None:
+    """The dict a properties field matching ``_PLAIN_DICT`` stands for; None if not.
 
     A copy usually has its master's very properties field, in every region file: the same
-    text is parsed once (the result is immutable; each image gets its own dict).
+    text is parsed once. The dict is cached: callers copy it, never change it.
     """
     text = field.strip() or "{}"
     if _PLAIN_DICT.fullmatch(text) is None:
         return None
-    return tuple((key[1:-1], value[1:-1]) for key, value in _PAIRS.findall(text))
+    return {key[1:-1]: value[1:-1] for key, value in _PAIRS.findall(text)}
 
 
 def _literal_dict(field: str) -> dict[Any, Any]:

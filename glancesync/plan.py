@@ -179,7 +179,7 @@ def plan_region(
         if dest is None:
             content[name] = PENDING_UPLOAD
             continue
-        status = _content_status(m, dest, target)
+        status = None if dest.same_content(m) else _conflict_rule(dest.content_ids(), target)
         if not same_owner(dest.owner, tenant_id):  # another project's image
             if status is None:
                 status = OK  # the same content; another project's image is never changed
@@ -329,8 +329,12 @@ def _image_plan(
         present = dest.properties
         if "kernel_id" not in present and "ramdisk_id" not in present:
             # Same content, no AMI reference on either side (nearly every image): only the
-            # metadata decides, as it does on the general path below in that case.
-            changes = metadata_changes(master, dest, metadata_set, None)
+            # metadata decides, as it does on the general path below in that case. The
+            # same properties and visibility need no change, whatever metadata_set says.
+            if present == master.properties and dest.visibility == master.visibility:
+                changes = {}
+            else:
+                changes = metadata_changes(master, dest, metadata_set, None)
             status = PENDING_METADATA if changes else OK
             return ImagePlan(status, master, dest, refs, changes, problem)
     changes: MetadataChanges = {}
@@ -397,15 +401,6 @@ def match_destination(
                 others.setdefault(name, []).append(previous)
         matched[name] = dest
     return matched, others, warnings
-
-
-def _content_status(master: Image, dest: Image | None, target: TargetConfig) -> str | None:
-    """The status decided by content alone; None when the content is the same."""
-    if dest is None:
-        return PENDING_UPLOAD
-    if dest.same_content(master):
-        return None
-    return _conflict_rule(dest.content_ids(), target)
 
 
 def _conflict_rule(ids: set[str], target: TargetConfig) -> str:

@@ -452,7 +452,7 @@ class Runner:
             # Offline regions: reading and comparing them is CPU work, one core each.
             log.debug(f"planning {len(refs)} regions in {workers} worker processes")
             outcomes: Generator[RegionStatus | FacadeError, None, None] = in_processes(
-                self.region_status, refs, workers
+                self._region_status_and_forget, refs, workers
             )
         else:
             outcomes = (self._region_status_or_error(ref) for ref in refs)
@@ -474,6 +474,13 @@ class Runner:
 
     def region_status(self, ref: RegionRef) -> RegionStatus:
         return RegionStatus.of(self.plan(ref))
+
+    def _region_status_and_forget(self, ref: RegionRef) -> RegionStatus:
+        # In a worker, which never needs a region again: its memory serves the next one.
+        try:
+            return self.region_status(ref)
+        finally:
+            self.facade(ref.target).forget(ref.region)
 
     def _region_status_or_error(self, ref: RegionRef) -> RegionStatus | FacadeError:
         try:

@@ -42,6 +42,9 @@ class Facade(ABC):
     def fullname(self, region: str) -> str:
         return region_fullname(self.target_name, region)
 
+    def forget(self, region: str) -> None:  # noqa: B027 (optional: most keep nothing)
+        """Drop what is kept in memory about ``region`` (nothing by default)."""
+
     @abstractmethod
     def regions(self) -> list[str]:
         """Plain names of the regions of this target that have an image service."""

@@ -295,6 +295,13 @@ class OfflineFacade(Facade):
             with reg.lock:
                 reg.save()
 
+    def forget(self, region: str) -> None:
+        """Drop the region's file from memory unless it holds unsaved changes."""
+        with self._files_lock:
+            reg = self._files.get(region)
+            if reg is not None and not reg.dirty:
+                del self._files[region]
+
     # -- files --------------------------------------------------------------------------
     @contextmanager
     def _region(self, region: str) -> Iterator[_RegionFile]:
