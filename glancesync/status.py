@@ -25,6 +25,7 @@ import struct
 import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar
 
 from glancesync.exceptions import FacadeError, GlanceSyncError
@@ -67,10 +68,10 @@ class RegionStatus:
         images = plan.images
         return cls(
             plan.region,
-            [p.status for p in images],
-            [p.name for p in images],
-            [p.master.size for p in images],
-            [p.master.id for p in images],
+            list(map(attrgetter("status"), images)),
+            list(map(attrgetter("name"), images)),
+            list(map(attrgetter("master.size"), images)),
+            list(map(attrgetter("master.id"), images)),
             [p.dest.id if p.dest is not None else None for p in images],
             {n: tuple(sorted(p.changes)) for n, p in enumerate(images) if p.changes},
             {n: p.problem for n, p in enumerate(images) if p.problem},

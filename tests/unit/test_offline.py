@@ -596,3 +596,17 @@ def test_threads_changing_regions_at_once_lose_nothing(offline_dir: Path) -> Non
     assert burgos is not None
     assert {f"t{n}_{i}" for n in range(4) for i in range(50)} <= set(burgos.properties)
     assert len(ids(fresh, "Valladolid")) == 201
+
+
+def test_forget_drops_a_clean_region_and_keeps_unsaved_changes(offline_dir: Path, file_io) -> None:
+    f = facade(offline_dir)
+    f.list_images("Burgos")
+    f.forget("Burgos")
+    f.list_images("Burgos")
+    assert file_io["read"] == ["backup_Burgos.csv", "backup_Burgos.csv"]  # read again
+    f.update_image("Burgos", "101", {"name": "renamed"})
+    f.forget("Burgos")  # unsaved: kept
+    assert f.get_image("Burgos", "101").name == "renamed"
+    f.flush()
+    assert file_io["read"] == ["backup_Burgos.csv", "backup_Burgos.csv"]
+    assert file_io["write"] == ["backup_Burgos.csv"]
