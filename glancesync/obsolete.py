@@ -7,12 +7,13 @@ Nothing is renamed in memory before the content check (the old tool's bug).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from glancesync.config import TargetConfig
 from glancesync.facade.base import MetadataChanges
 from glancesync.image import Image
-from glancesync.selection import OBSOLETE_SUFFIX, is_synchronisable, same_owner
+from glancesync.selection import OBSOLETE_SUFFIX, same_owner
 
 
 @dataclass
@@ -23,16 +24,19 @@ class ObsoleteUpdate:
 
 
 def obsolete_masters(
-    master: dict[str, Image], target: TargetConfig
+    master: dict[str, Image], selected: Collection[str]
 ) -> tuple[dict[str, Image], list[str]]:
-    """The master ``X_obsolete`` images that apply to this target, and warnings."""
+    """The master ``X_obsolete`` images that apply to a target, and warnings.
+
+    ``selected``: the names of the master images the target synchronises (an ``X`` the
+    target synchronises makes its ``X_obsolete`` not apply)."""
     result: dict[str, Image] = {}
     warnings = []
     for name, image in master.items():
         if not name.endswith(OBSOLETE_SUFFIX):
             continue
         base = master.get(name[: -len(OBSOLETE_SUFFIX)])
-        if base is not None and is_synchronisable(base, target):
+        if base is not None and base.name in selected:
             warnings.append(
                 f"Ignore obsolete master image {name} because {base.name} exists and it "
                 "is synchronisable."

@@ -123,7 +123,7 @@ def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
     obsolete: dict[str, Image] = {}
     obsolete_warnings: list[str] = []
     if target.support_obsolete_images:
-        obsolete, obsolete_warnings = obsolete_masters(master, target)
+        obsolete, obsolete_warnings = obsolete_masters(master, selected)
     return MasterFacts(
         selected,
         master_by_id,
