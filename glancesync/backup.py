@@ -98,15 +98,15 @@ def read_backup(path: str, region: str | None = None) -> list[Image]:
     ``region`` (a fullname) overrides field 1 of every row. Raises FacadeError naming the
     file and line of the first malformed row.
     """
-    images, _rows = read_backup_rows(path, region)
+    images, _rows = read_backup_rows(path, region, keep_rows=False)
     return list(images.values())
 
 
 def read_backup_rows(
-    path: str, region: str | None = None
+    path: str, region: str | None = None, keep_rows: bool = True
 ) -> tuple[dict[str, Image], dict[str, list[str]]]:
     """Like read_backup, by image id (in file order), with each image's raw row (to
-    rewrite it unchanged)."""
+    rewrite it unchanged; none with ``keep_rows=False``)."""
     images: dict[str, Image] = {}
     rows: dict[str, list[str]] = {}
     first_line: dict[str, int] = {}
@@ -139,7 +139,8 @@ def read_backup_rows(
                     f"(first on line {first_line[image_id]})"
                 )
             images[image_id] = image
-            rows[image_id] = row
+            if keep_rows:
+                rows[image_id] = row
             first_line[image_id] = line
     except csv.Error as exc:
         raise BadInput(f"{path}, line {next_start}: not valid CSV: {exc}") from exc

@@ -224,11 +224,16 @@ def _main(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config_file, args.config, os_cloud=args.os_cloud)
-    writes = not (args.dry_run or args.show_status or args.show_regions or args.make_backups)
+    writes = _writes(args)
     # A sync holds the lock from before its first request: two runs of one configuration
     # never overlap, even while one is still authenticating (a dry run writes nothing).
     with lock_for(args, settings) if writes else contextlib.nullcontext():
         return _run(args, settings)
+
+
+def _writes(args: argparse.Namespace) -> bool:
+    """A sync; dry runs, statuses, region lists and backups write to no region."""
+    return not (args.dry_run or args.show_status or args.show_regions or args.make_backups)
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -258,7 +263,7 @@ def _regions(args: argparse.Namespace, compute):
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    runner = Runner(settings, facade_factory(settings, args.offline))
+    runner = Runner(settings, facade_factory(settings, args.offline, read_only=not _writes(args)))
     if args.show_regions:
         in_run, others = _regions(args, runner.show_regions)
         if args.format == "json":
@@ -335,13 +340,15 @@ def write_outputs(args: argparse.Namespace, run: report.Run, code: int, error: s
         sys.stdout.flush()
 
 
-def facade_factory(settings: Settings, offline_dir: str | None):
+def facade_factory(settings: Settings, offline_dir: str | None, read_only: bool = False):
+    """target name -> its facade; ``read_only``: offline regions refuse every write."""
+
     def make(target_name: str) -> Facade:
         target = settings.targets[target_name]
         if offline_dir:
             from glancesync.facade.offline import OfflineFacade
 
-            return OfflineFacade.for_target(target, offline_dir)
+            return OfflineFacade.for_target(target, offline_dir, read_only)
         from glancesync.facade.openstack import OpenStackFacade
 
         credentials = validate_credentials(settings, target)

@@ -55,6 +55,7 @@ class _RegionFile:
     path: str
     filename: str
     directory: str
+    read_only: bool
     # image id -> image, in file order (uploads are appended, as in the file). Images are
     # never changed in place (a change stores a new Image), so listings share them.
     images: dict[str, Image] = field(default_factory=dict)
@@ -82,7 +83,9 @@ class _RegionFile:
         if self.loaded and (self.dirty or stamp == self.stamp):
             return
         try:
-            self.images, self.rows = read_backup_rows(self.path, region=self.fullname)
+            self.images, self.rows = read_backup_rows(
+                self.path, region=self.fullname, keep_rows=not self.read_only
+            )
         except FacadeError as exc:  # the same kind (a malformed file stays BadInput)
             raise type(exc)(f"{self.fullname}: {exc}") from exc
         self.loaded, self.stamp = True, stamp
@@ -122,6 +125,8 @@ class OfflineFacade(Facade):
         directory: str,
         tenant_id: str | None = None,
         tenant_name: str | None = None,
+        *,
+        read_only: bool = False,
     ) -> None:
         super().__init__(target_name)
         if not os.path.isdir(directory):
@@ -129,18 +134,23 @@ class OfflineFacade(Facade):
         self.directory = directory
         self._tenant_id = tenant_id
         self._tenant_name = tenant_name
+        # For a status, a dry run, a backup: every write is refused, and the rows as read
+        # (kept only to write untouched lines back as they were) are not kept.
+        self.read_only = read_only
         self._files: dict[str, _RegionFile] = {}
         self._files_lock = threading.Lock()  # guards _files itself, not the regions
 
     @classmethod
-    def for_target(cls, target: TargetConfig, directory: str) -> OfflineFacade:
+    def for_target(
+        cls, target: TargetConfig, directory: str, read_only: bool = False
+    ) -> OfflineFacade:
         """The facade for a configured target; the tenant name is the project name."""
         creds = target.credentials
         tenant_name = creds.project_name
         if creds.from_environment and not creds.cloud:
             # OS_* credentials stay in the environment (openstacksdk reads them online).
             tenant_name = os.environ.get("OS_PROJECT_NAME") or os.environ.get("OS_TENANT_NAME")
-        return cls(target.name, directory, target.tenant_id, tenant_name)
+        return cls(target.name, directory, target.tenant_id, tenant_name, read_only=read_only)
 
     # -- reading ------------------------------------------------------------------------
     def regions(self) -> list[str]:
@@ -203,6 +213,7 @@ class OfflineFacade(Facade):
     def upload_image(self, region: str, image: Image, source: ImageSource) -> Image:
         # source.chunks() is deliberately not consumed: there are no bytes offline, and
         # the master's checksum/hashes/size are what a real upload would end up with.
+        self._writable(region)
         owner = self.tenant_id()
         if image.visibility not in VISIBILITIES:
             raise FacadeError(
@@ -238,6 +249,7 @@ class OfflineFacade(Facade):
             return new.copy()
 
     def update_image(self, region: str, image_id: str, changes: MetadataChanges) -> None:
+        self._writable(region)
         with self._region(region) as reg:
             old = reg.image(image_id)
             name, visibility, properties = old.name, old.visibility, dict(old.properties)
@@ -269,6 +281,7 @@ class OfflineFacade(Facade):
                 reg.put(new)
 
     def delete_image(self, region: str, image_id: str) -> None:
+        self._writable(region)
         with self._region(region) as reg:
             image = reg.images.get(image_id)
             if image is None:
@@ -302,6 +315,10 @@ class OfflineFacade(Facade):
             if reg is not None and not reg.dirty:
                 del self._files[region]
 
+    def _writable(self, region: str) -> None:
+        if self.read_only:
+            raise FacadeError(f"{self.fullname(region)}: read-only here (nothing is written)")
+
     # -- files --------------------------------------------------------------------------
     @contextmanager
     def _region(self, region: str) -> Iterator[_RegionFile]:
@@ -317,7 +334,7 @@ class OfflineFacade(Facade):
                 if not region or any(sep in region for sep in separators):
                     raise FacadeError(f"{fullname}: no file {filename} in {self.directory}")
                 path = os.path.join(self.directory, filename)
-                reg = _RegionFile(fullname, path, filename, self.directory)
+                reg = _RegionFile(fullname, path, filename, self.directory, self.read_only)
                 self._files[region] = reg
         with reg.lock:
             reg.refresh()

@@ -497,9 +497,9 @@ def file_io(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     seen: dict[str, list[str]] = {"read": [], "write": []}
     real_read, real_write = offline.read_backup_rows, offline.write_csv_atomic
 
-    def read(path: str, region: str | None = None):
+    def read(path: str, region: str | None = None, **options):
         seen["read"].append(os.path.basename(path))
-        return real_read(path, region)
+        return real_read(path, region, **options)
 
     def write(path: str, rows):
         seen["write"].append(os.path.basename(path))
@@ -610,3 +610,21 @@ def test_forget_drops_a_clean_region_and_keeps_unsaved_changes(offline_dir: Path
     f.flush()
     assert file_io["read"] == ["backup_Burgos.csv", "backup_Burgos.csv"]
     assert file_io["write"] == ["backup_Burgos.csv"]
+
+
+def test_a_read_only_facade_refuses_every_write_and_keeps_no_rows(offline_dir: Path) -> None:
+    # What statuses, dry runs and backups use: nothing they do can change a region file.
+    f = OfflineFacade("master", str(offline_dir), tenant_name="tenant1", read_only=True)
+    before = {p.name: p.read_bytes() for p in offline_dir.iterdir() if p.is_file()}
+    master = f.list_images("Burgos")[0]
+    writes = [
+        lambda: f.update_image("Burgos", "101", {"name": "x"}),
+        lambda: f.delete_image("Burgos", "101"),
+        lambda: f.upload_image("Burgos", master, source_for(master)),
+    ]
+    for write in writes:
+        with pytest.raises(FacadeError, match="Burgos: read-only here"):
+            write()
+    f.flush()
+    assert {p.name: p.read_bytes() for p in offline_dir.iterdir() if p.is_file()} == before
+    assert f._files["Burgos"].rows == {}
