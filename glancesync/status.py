@@ -95,11 +95,17 @@ class RegionStatus:
         ]
 
 
+# Each worker holds one region in memory: beyond a few, more workers cost more memory
+# than they save time (and a container may see more CPUs than its quota lets it use).
+MAX_WORKERS = 8
+
+
 def usable_cpus() -> int:
     try:
-        return len(os.sched_getaffinity(0))
+        cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # not on every platform
-        return os.cpu_count() or 1
+        cpus = os.cpu_count() or 1
+    return min(cpus, MAX_WORKERS)
 
 
 def can_fork() -> bool:
