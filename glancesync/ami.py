@@ -16,8 +16,11 @@ READY, UPDATE, PENDING, MISSING = "ready", "update", "pending", "missing"
 def references(image: Image, master_by_id: dict[str, Image]) -> dict[str, str | None]:
     """prop -> name of the referenced master image; None if that UUID is no master image."""
     refs: dict[str, str | None] = {}
+    properties = image.properties
+    if "kernel_id" not in properties and "ramdisk_id" not in properties:
+        return refs  # (most images)
     for prop in AMI_PROPERTIES:
-        uuid = image.properties.get(prop)
+        uuid = properties.get(prop)
         if uuid:  # an empty value is no reference (the old tool deleted it)
             target = master_by_id.get(uuid)
             refs[prop] = target.name if target else None

@@ -387,21 +387,18 @@ def print_status(statuses: list[RegionStatus], fmt: str, pending: bool) -> None:
         document = {"kind": "status", "images": rows, "obsolete": obsolete, "pending": pending}
         sys.stdout.write(report.dumps(document))
         return
-    # status,region,image as csv writes them; built directly (a status over many regions
-    # prints hundreds of thousands of lines), each distinct field formatted once.
-    fields: dict[str, str] = {}
-
-    def field(text: str) -> str:
-        formatted = fields.get(text)
-        if formatted is None:
-            formatted = fields[text] = _csv_field(text)
-        return formatted
-
+    # status,region,image as csv writes them, built directly: a status over many regions
+    # prints hundreds of thousands of lines, and names rarely need quoting.
     lines = []
     for region in statuses:
-        name = field(region.region)
-        lines += [f"{status},{name},{field(image)}\n" for status, image in zip(
-            region.statuses, region.names, strict=True)]
+        name = _csv_field(region.region)
+        images = region.names
+        if _NEEDS_QUOTES.search("|".join(images)):
+            images = [_csv_field(image) for image in images]
+        lines += [
+            f"{status},{name},{image}\n"
+            for status, image in zip(region.statuses, images, strict=True)
+        ]
     sys.stdout.write("".join(lines))
 
 

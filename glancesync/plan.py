@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from glancesync import ami, condition
 from glancesync.config import TargetConfig
@@ -116,7 +117,7 @@ def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
     failures: list[str] = []
     wanted = [image for image in master.values() if is_synchronisable(image, target, failures)]
     # The order of the statuses (size, then name), the same in every region: sorted once.
-    wanted.sort(key=lambda image: (image.size, image.name))
+    wanted.sort(key=attrgetter("size", "name"))
     selected = {image.name or "": image for image in wanted}
     master_by_id = {image.id: image for image in master.values()}
     all_refs = {name: ami.references(m, master_by_id) for name, m in master.items()}

@@ -116,34 +116,41 @@ def can_fork() -> bool:
 
 
 WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-_LENGTH = struct.Struct("!Q")
+_INDEX = struct.Struct("!I")  # 4 bytes: read from a pipe in one piece, by one worker
+_HEADER = struct.Struct("!QI")  # a result: the length of its pickle, its item's index
 
 
 def in_processes(
     compute: Callable[[T], RegionStatus], items: Sequence[T], processes: int
 ) -> Generator[RegionStatus | FacadeError, None, None]:
-    """``compute(item)`` for every item in ``processes`` forked workers (the items are
-    dealt to them in turn); yields the results in the order of ``items``, each after its
-    log records are written. A FacadeError raised by ``compute`` is yielded, any other
-    exception is raised here, as is a GlanceSyncError when a worker dies (killed by the
-    kernel for memory...). However the caller stops (an interruption, an error), the
-    workers are killed and reaped: they only read."""
-    workers: list[tuple[int, int]] = []  # (pid, read end of its pipe)
+    """``compute(item)`` for every item in ``processes`` forked workers; yields the
+    results in the order of ``items``, each after its log records are written. A worker
+    takes the next item as soon as it is free (a slower CPU takes fewer). A FacadeError
+    raised by ``compute`` is yielded, any other exception is raised here, as is a
+    GlanceSyncError when a worker dies (killed by the kernel for memory...). However the
+    caller stops (an interruption, an error), the workers are killed and reaped: they
+    only read."""
+    # Every item's index, in order, in one pipe the workers share.
+    todo_read, todo_write = os.pipe()
+    os.write(todo_write, b"".join(_INDEX.pack(n) for n in range(len(items))))
+    os.close(todo_write)  # once they are taken, a worker reads the end: it is done
+    workers: list[tuple[int, int]] = []  # (pid, read end of its results pipe)
     # Signals wait until a worker has set its own handling (inherited, the parent's
     # handler would raise in it); the parent gets them right after the forks.
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
     try:
-        for n in range(processes):
+        for _n in range(processes):
             read_end, write_end = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover (runs in the worker; its exit code is checked)
                 os.close(read_end)
                 for _pid, other in workers:
                     os.close(other)
-                _serve(compute, items[n::processes], write_end, blocked)
+                _serve(compute, items, todo_read, write_end, blocked)
             os.close(write_end)
             workers.append((pid, read_end))
     finally:
+        os.close(todo_read)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         if len(workers) < processes:  # a fork failed: stop the ones started
             _stop(workers)
@@ -153,8 +160,11 @@ def in_processes(
         _stop(workers)
 
 
-def _serve(compute: Callable[[Any], Any], items: Sequence[Any], fd: int, mask: Any) -> None:
-    """A worker's life: each item's result and log records, pickled, to the parent."""
+def _serve(
+    compute: Callable[[Any], Any], items: Sequence[Any], todo: int, fd: int, mask: Any
+) -> None:
+    """A worker's life: the next item's index from ``todo``, its result and log records,
+    pickled, to the parent; until no index is left."""
     code = 0
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles it
@@ -163,10 +173,11 @@ def _serve(compute: Callable[[Any], Any], items: Sequence[Any], fd: int, mask: A
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         gc.disable()  # short-lived, and what it reads holds no reference cycle
         logging.Logger.callHandlers = _keep  # type: ignore[method-assign]
-        for item in items:
+        while len(taken := os.read(todo, _INDEX.size)) == _INDEX.size:
+            (index,) = _INDEX.unpack(taken)
             _records.clear()
             try:
-                result: Any = compute(item)
+                result: Any = compute(items[index])
             except FacadeError as exc:
                 result = exc
             except Exception as exc:  # raised again in the parent
@@ -175,7 +186,7 @@ def _serve(compute: Callable[[Any], Any], items: Sequence[Any], fd: int, mask: A
                 data = pickle.dumps((result, _records), pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # an exception that cannot be pickled
                 data = pickle.dumps((_Failure(RuntimeError(repr(exc))), _records))
-            view = memoryview(_LENGTH.pack(len(data)) + data)
+            view = memoryview(_HEADER.pack(len(data), index) + data)
             while view:
                 view = view[os.write(fd, view) :]
     except BaseException:
@@ -207,18 +218,22 @@ def _collect(workers: list[tuple[int, int]], count: int) -> Iterator[Any]:
     worker never waits for the parent to want its result)."""
     selector = selectors.DefaultSelector()
     buffers = {fd: bytearray() for _pid, fd in workers}
-    ready: dict[int, list[bytes]] = {fd: [] for _pid, fd in workers}
+    pids = {fd: pid for pid, fd in workers}
+    done: dict[int, bytes] = {}  # item index -> its pickled result
     for _pid, fd in workers:
         selector.register(fd, selectors.EVENT_READ)
     try:
         for index in range(count):
-            pid, fd = workers[index % len(workers)]
-            while not ready[fd]:
-                if fd not in selector.get_map():
-                    raise GlanceSyncError(f"a status worker process {_ended(pid)}")
+            while index not in done:
+                if not selector.get_map():
+                    raise GlanceSyncError("status worker processes ended early")
                 for key, _events in selector.select():
-                    _read(key.fd, buffers[key.fd], ready[key.fd], selector)
-            result, records = pickle.loads(ready[fd].pop(0))
+                    if not _read(key.fd, buffers[key.fd], done):
+                        selector.unregister(key.fd)
+                        ended = _ended(pids[key.fd])
+                        if ended:
+                            raise GlanceSyncError(f"a status worker process {ended}")
+            result, records = pickle.loads(done.pop(index))
             for record in records:
                 logging.getLogger(record.name).handle(record)
             if isinstance(result, _Failure):
@@ -228,25 +243,30 @@ def _collect(workers: list[tuple[int, int]], count: int) -> Iterator[Any]:
         selector.close()
 
 
-def _read(fd: int, buffer: bytearray, ready: list[bytes], selector: Any) -> None:
+def _read(fd: int, buffer: bytearray, done: dict[int, bytes]) -> bool:
+    """Read what the worker wrote; False at its end."""
     chunk = os.read(fd, 1 << 20)
     if not chunk:
-        selector.unregister(fd)
-        return
+        return False
     buffer += chunk
-    while len(buffer) >= _LENGTH.size:
-        (length,) = _LENGTH.unpack_from(buffer)
-        if len(buffer) < _LENGTH.size + length:
+    while len(buffer) >= _HEADER.size:
+        length, index = _HEADER.unpack_from(buffer)
+        end = _HEADER.size + length
+        if len(buffer) < end:
             break
-        ready.append(bytes(buffer[_LENGTH.size : _LENGTH.size + length]))
-        del buffer[: _LENGTH.size + length]
+        done[index] = bytes(buffer[_HEADER.size : end])
+        del buffer[:end]
+    return True
 
 
 def _ended(pid: int) -> str:
-    # How the worker ended, without reaping it (_stop does, for every worker).
+    """How the worker ended, without reaping it (_stop does, for every worker); "" when
+    it ended as it should (every item it took was answered)."""
     info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
     if info is not None and info.si_code in (os.CLD_KILLED, os.CLD_DUMPED):
         return f"was killed by {signal.Signals(info.si_status).name}"
+    if info is not None and info.si_status == 0:
+        return ""
     return f"ended early (exit code {info.si_status if info else '?'})"
 
 
