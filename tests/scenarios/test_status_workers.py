@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -170,13 +171,11 @@ def in_session(sid: int) -> list[int]:
     return found
 
 
-@needs_two_cpus
-@pytest.mark.parametrize(
-    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
-)
-def test_an_interrupted_status_stops_its_workers(
-    signum: int, code: int, tmp_path: Path
-) -> None:
+def status_with_workers(tmp_path: Path, act: Callable[[int, list[int]], None]) -> tuple[
+    subprocess.Popen, str, str
+]:
+    """Start a big offline status in its own session; once its two workers run,
+    ``act(its pid, the workers' pids)``; its output when it has ended."""
     config, regions = big_offline_dir(tmp_path, regions=8, images=20_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
     cmd = glancesync_command() + [
@@ -188,16 +187,28 @@ def test_an_interrupted_status_stops_its_workers(
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        while len(children_of(proc.pid)) < 2:  # the workers are planning
+        while len(workers := children_of(proc.pid)) < 2:  # the workers are planning
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "no worker processes started"
             time.sleep(0.02)
-        os.killpg(proc.pid, signum)  # as Ctrl-C (the whole group) or a service stop
+        act(proc.pid, workers)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    return proc, out, err
+
+
+@needs_two_cpus
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"]
+)
+def test_an_interrupted_status_stops_its_workers(
+    signum: int, code: int, tmp_path: Path
+) -> None:
+    # As Ctrl-C (the whole group) or a service stop.
+    proc, out, err = status_with_workers(tmp_path, lambda pid, _workers: os.killpg(pid, signum))
     assert proc.returncode == code, err
     assert "interrupted" in err
     assert "Traceback" not in err
@@ -210,27 +221,10 @@ def test_an_interrupted_status_stops_its_workers(
 
 @needs_two_cpus
 def test_a_killed_worker_fails_the_status_with_one_line(tmp_path: Path) -> None:
-    config, regions = big_offline_dir(tmp_path, regions=8, images=20_000)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-    cmd = glancesync_command() + [
-        "--config-file", str(config), "--offline", str(regions), "--show-status",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while len(workers := children_of(proc.pid)) < 2:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no worker processes started"
-            time.sleep(0.02)
-        os.kill(workers[0], signal.SIGKILL)  # as the kernel's OOM killer would
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    # As the kernel's OOM killer would.
+    proc, out, err = status_with_workers(
+        tmp_path, lambda _pid, workers: os.kill(workers[0], signal.SIGKILL)
+    )
     assert proc.returncode == 1, err
     assert "ERROR:a status worker process was killed by SIGKILL" in err
     assert "Traceback" not in err
