@@ -14,7 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -144,31 +144,24 @@ def big_offline_dir(tmp_path: Path, regions: int, images: int) -> tuple[Path, Pa
     return config, directory
 
 
-def children_of(pid: int) -> list[int]:
-    found = []
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, fields of /proc/PID/stat after the command name) of every process."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 stat = Path(f"/proc/{entry}/stat").read_text()
             except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry))
-    return found
+                continue  # gone meanwhile
+            yield int(entry), stat.rsplit(")", 1)[1].split()
+
+
+def children_of(pid: int) -> list[int]:
+    return [child for child, fields in processes() if int(fields[1]) == pid]
 
 
 def in_session(sid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) == sid and fields[0] != "Z":
-                found.append(int(entry))
-    return found
+    """The live (not zombie) processes of a session."""
+    return [p for p, fields in processes() if int(fields[3]) == sid and fields[0] != "Z"]
 
 
 def status_with_workers(tmp_path: Path, act: Callable[[int, list[int]], None]) -> tuple[
