@@ -76,9 +76,10 @@ def sleepy(item: int) -> int:
 
 
 def test_workers_are_stopped_when_the_caller_stops_early() -> None:
+    before = _children()  # (other tests' servers may be running)
     outcomes = in_processes(sleepy, [0, 1], 2)
     assert next(outcomes) == 0
-    workers = _children()
+    workers = _children() - before
     assert len(workers) == 2  # one done (not reaped yet), one still working
     outcomes.close()
     assert not (_children() & workers)  # killed and reaped
@@ -87,6 +88,7 @@ def test_workers_are_stopped_when_the_caller_stops_early() -> None:
 def test_workers_are_stopped_when_the_caller_is_interrupted() -> None:
     # A signal handler raising while the parent waits (SIGINT raises KeyboardInterrupt or
     # Interrupted the same way): the exception goes through, the workers go with it.
+    before = _children()  # (other tests' servers may be running)
     signal.signal(signal.SIGALRM, _timeout)
     signal.setitimer(signal.ITIMER_REAL, 0.5)
     try:
@@ -95,7 +97,7 @@ def test_workers_are_stopped_when_the_caller_is_interrupted() -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    assert not _children()
+    assert not _children() - before
 
 
 def _timeout(signum: int, frame: object) -> None:
