@@ -75,6 +75,7 @@ class RegionPlan:
     # master's bytes to several regions at once relies on (no region waits for another
     # that waits for it).
     referenced: frozenset[str] = frozenset()
+    facts: MasterFacts | None = None  # what the plan was made from (shared, read-only)
 
     def with_status(self, *statuses: str) -> list[ImagePlan]:
         return [p for p in self.images if p.status in statuses]
@@ -111,6 +112,11 @@ class MasterFacts:
     condition_failures: tuple[str, ...]  # warnings of a failing metadata_condition
     obsolete: dict[str, Image]  # master X_obsolete images that apply to the target
     obsolete_warnings: tuple[str, ...]
+    # The selected images' names, sizes and ids in plan order: the same columns in the
+    # status of every region of the target.
+    names: tuple[str, ...]
+    sizes: tuple[int, ...]
+    ids: tuple[str, ...]
 
 
 def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
@@ -133,6 +139,9 @@ def master_facts(master: dict[str, Image], target: TargetConfig) -> MasterFacts:
         tuple(failures),
         obsolete,
         tuple(obsolete_warnings),
+        tuple(selected),
+        tuple(image.size for image in wanted),
+        tuple(image.id for image in wanted),
     )
 
 
@@ -230,7 +239,9 @@ def plan_region(
     if target.support_obsolete_images and not is_master:
         warnings += facts.obsolete_warnings
         obsolete = obsolete_updates(facts.obsolete, dest_images, target, tenant_id)
-    plan = RegionPlan(region, plans, obsolete, warnings, dest_ids, referenced=facts.referenced)
+    plan = RegionPlan(
+        region, plans, obsolete, warnings, dest_ids, referenced=facts.referenced, facts=facts
+    )
     if not is_master:
         plan.operations = _operations(plan, dest_images, leftovers, duplicates, target)
     return plan

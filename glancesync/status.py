@@ -52,9 +52,9 @@ class RegionStatus:
 
     region: str  # fullname
     statuses: list[str]
-    names: list[str]  # the master images' names
-    sizes: list[int]
-    master_ids: list[str]
+    names: Sequence[str]  # the master images' names (shared by the regions of a target)
+    sizes: Sequence[int]
+    master_ids: Sequence[str]
     dest_ids: list[str | None]  # the copy in the region (None: not there)
     changes: dict[int, tuple[str, ...]]  # index -> sorted names of what a sync changes
     problems: dict[int, str]  # index -> why that error_* image cannot be synchronised
@@ -65,13 +65,14 @@ class RegionStatus:
 
     @classmethod
     def of(cls, plan: RegionPlan) -> RegionStatus:
-        images = plan.images
+        images, facts = plan.images, plan.facts
+        assert facts is not None  # (its images are facts.selected, in the same order)
         return cls(
             plan.region,
             list(map(attrgetter("status"), images)),
-            list(map(attrgetter("name"), images)),
-            list(map(attrgetter("master.size"), images)),
-            list(map(attrgetter("master.id"), images)),
+            facts.names,
+            facts.sizes,
+            facts.ids,
             [p.dest.id if p.dest is not None else None for p in images],
             {n: tuple(sorted(p.changes)) for n, p in enumerate(images) if p.changes},
             {n: p.problem for n, p in enumerate(images) if p.problem},
