@@ -458,11 +458,14 @@ class Runner:
             outcomes = (self._region_status_or_error(ref) for ref in refs)
         statuses, failed = [], EXIT_OK
         with contextlib.closing(outcomes):  # whatever happens, workers end here
-            for outcome in outcomes:
+            for ref, outcome in zip(refs, outcomes, strict=True):
                 if isinstance(outcome, FacadeError):
                     log.error(str(outcome))
                     failed = max(failed, outcome.exit_code, key=_severity)
                 else:
+                    facts = self._facts[ref.target]  # (a worker does not send them back)
+                    outcome.names, outcome.sizes = facts.names, facts.sizes
+                    outcome.master_ids = facts.ids
                     statuses.append(outcome)
         for status in statuses:
             for warning in status.warnings:
@@ -478,9 +481,12 @@ class Runner:
     def _region_status_and_forget(self, ref: RegionRef) -> RegionStatus:
         # In a worker, which never needs a region again: its memory serves the next one.
         try:
-            return self.region_status(ref)
+            status = self.region_status(ref)
         finally:
             self.facade(ref.target).forget(ref.region)
+        # The master's columns are the parent's already: not sent back with every region.
+        status.names = status.sizes = status.master_ids = ()
+        return status
 
     def _region_status_or_error(self, ref: RegionRef) -> RegionStatus | FacadeError:
         try:
