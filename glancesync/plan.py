@@ -69,25 +69,21 @@ class RegionPlan:
     obsolete: list[ObsoleteUpdate]
     warnings: list[str]
     dest_ids: dict[str, str]  # name -> id of the destination images kept in place
+    facts: MasterFacts  # what the plan was made from (shared by the target's regions)
     operations: list[Operation] = field(default_factory=list)  # what a sync does, in order
-    # Names referenced as kernel/ramdisk by any master image: uploaded first. The same set
-    # in every region gives every region the same upload order, which a fan-out of the
-    # master's bytes to several regions at once relies on (no region waits for another
-    # that waits for it).
-    referenced: frozenset[str] = frozenset()
-    facts: MasterFacts | None = None  # what the plan was made from (shared, read-only)
 
     def with_status(self, *statuses: str) -> list[ImagePlan]:
         return [p for p in self.images if p.status in statuses]
 
     def upload_order(self) -> list[ImagePlan]:
-        """Content work: kernels/ramdisks first (their ids are needed), then size, name."""
+        """Content work: kernels/ramdisks first (their ids are needed), then size, name.
+
+        Referenced means by any master image, not only by the selected ones: the same set
+        in every region gives every region the same upload order, which a fan-out of the
+        master's bytes to several regions at once relies on (no region waits for another
+        that waits for it)."""
         work = self.with_status(*CONTENT_STATUSES, *ERROR_STATUSES)
-        if not work:
-            return []
-        referenced = self.referenced | ami.referenced_names(
-            {p.name: p.ami_refs for p in self.images}
-        )
+        referenced = self.facts.referenced
         return sorted(work, key=lambda p: (p.name not in referenced, p.master.size, p.name))
 
     @property
@@ -239,9 +235,7 @@ def plan_region(
     if target.support_obsolete_images and not is_master:
         warnings += facts.obsolete_warnings
         obsolete = obsolete_updates(facts.obsolete, dest_images, target, tenant_id)
-    plan = RegionPlan(
-        region, plans, obsolete, warnings, dest_ids, referenced=facts.referenced, facts=facts
-    )
+    plan = RegionPlan(region, plans, obsolete, warnings, dest_ids, facts)
     if not is_master:
         plan.operations = _operations(plan, dest_images, leftovers, duplicates, target)
     return plan

@@ -67,7 +67,3 @@ def is_synchronisable(
     if not target.metadata_set:
         return True
     return any(prop in image.properties for prop in target.metadata_set)
-
-
-def selected_images(master: dict[str, Image], target: TargetConfig) -> dict[str, Image]:
-    return {name: image for name, image in master.items() if is_synchronisable(image, target)}

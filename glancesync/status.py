@@ -65,8 +65,7 @@ class RegionStatus:
 
     @classmethod
     def of(cls, plan: RegionPlan) -> RegionStatus:
-        images, facts = plan.images, plan.facts
-        assert facts is not None  # (its images are facts.selected, in the same order)
+        images, facts = plan.images, plan.facts  # (images: facts.selected, in its order)
         return cls(
             plan.region,
             list(map(attrgetter("status"), images)),
