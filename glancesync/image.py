@@ -158,17 +158,9 @@ class Image:
             visibility = _visibility_from_field(visibility)
         else:
             visibility = "public"
-        if plain is None or cls is not Image:
-            return cls(
-                row[2], row[1] or None, row[0] if region is None else region, row[6] or None,
-                visibility, row[5] or None, size, row[3], props, row[9] or None,
-                row[10] or None, row[11] or None, row[12] or None, min_ram, min_disk,
-                row[15].strip() == "True", row[16].strip() == "True",
-            )
-        # Every key and value is a str already and every field was checked above, so the
-        # instance is filled directly: __init__/__post_init__ would only copy the
-        # properties again (reading a big backup makes hundreds of thousands).
-        image = _new_image(Image)
+        # Every field was checked above, so the instance is filled directly: __init__
+        # would only copy the properties again (a big backup makes hundreds of thousands).
+        image = _new_image(cls)
         image.id = row[2]
         image.name = row[1] or None
         image.region = row[0] if region is None else region
@@ -186,6 +178,8 @@ class Image:
         image.min_disk = min_disk
         image.protected = row[15].strip() == "True"
         image.hidden = row[16].strip() == "True"
+        if plain is None:
+            image.__post_init__()  # literal_eval'd values may be no str (old backups)
         return image
 
 
