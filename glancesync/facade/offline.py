@@ -55,7 +55,6 @@ class _RegionFile:
     path: str
     filename: str
     directory: str
-    read_only: bool
     # image id -> image, in file order (uploads are appended, as in the file). Images are
     # never changed in place (a change stores a new Image), so listings share them.
     images: dict[str, Image] = field(default_factory=dict)
@@ -77,14 +76,14 @@ class _RegionFile:
             raise FacadeError(f"{self.fullname}: no file {self.filename} in {self.directory}")
         return (st.st_ino, st.st_size, st.st_mtime_ns)
 
-    def refresh(self) -> None:
+    def refresh(self, keep_rows: bool) -> None:
         """Read the file unless what is in memory is still what it holds (or is newer)."""
         stamp = self._stat()  # before reading: a change meanwhile shows next time
         if self.loaded and (self.dirty or stamp == self.stamp):
             return
         try:
             self.images, self.rows = read_backup_rows(
-                self.path, region=self.fullname, keep_rows=not self.read_only
+                self.path, region=self.fullname, keep_rows=keep_rows
             )
         except FacadeError as exc:  # the same kind (a malformed file stays BadInput)
             raise type(exc)(f"{self.fullname}: {exc}") from exc
@@ -334,8 +333,8 @@ class OfflineFacade(Facade):
                 if not region or any(sep in region for sep in separators):
                     raise FacadeError(f"{fullname}: no file {filename} in {self.directory}")
                 path = os.path.join(self.directory, filename)
-                reg = _RegionFile(fullname, path, filename, self.directory, self.read_only)
+                reg = _RegionFile(fullname, path, filename, self.directory)
                 self._files[region] = reg
         with reg.lock:
-            reg.refresh()
+            reg.refresh(keep_rows=not self.read_only)
             yield reg
