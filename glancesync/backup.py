@@ -7,16 +7,18 @@ reading and atomic-writing helpers live here and the offline facade reuses them.
 from __future__ import annotations
 
 import csv
+import functools
 import gc
 import io
 import os
+import re
 import secrets
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from glancesync.exceptions import BadInput, FacadeError
-from glancesync.image import Image
+from glancesync.image import Image, RowTail, row_tail
 
 BACKUP_DIR_PREFIX = "backup_glance_"
 BACKUP_FILE_PREFIX = "backup_"
@@ -110,10 +112,7 @@ def read_backup_rows(
     images: dict[str, Image] = {}
     rows: dict[str, list[str]] = {}
     first_line: dict[str, int] = {}
-    text = _read_text(path)
-    next_start = 1
-    reader = csv.reader(io.StringIO(text, newline=""), dialect="excel")
-    from_csv_row = Image.from_csv_row
+    from_fields, from_csv_row = Image.from_fields, Image.from_csv_row
     # Reading makes several objects per row and no reference cycle, but each of them
     # counts toward the cyclic collector's thresholds: with many big files in memory its
     # full passes over the ever larger heap took half the reading time. It is paused for
@@ -121,17 +120,20 @@ def read_backup_rows(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for row in reader:
-            # line_num counts the physical lines read so far; a quoted field may span
-            # lines, so a record starts right after the previous one ends.
-            line, next_start = next_start, reader.line_num + 1
-            if len(row) < 9 or not row[2].strip():  # (a row with an id is not blank)
-                if not "".join(row).strip():
-                    continue  # blank lines were skipped by the old tool too
-            try:
-                image = from_csv_row(row, region)
-            except ValueError as exc:
-                raise BadInput(f"{path}, line {line}: {exc}") from exc
+        for line, fields, tail in _records(path, _read_text(path)):
+            if tail is not None:
+                image = from_fields(fields[0] if region is None else region, fields[1],
+                                    fields[2], tail[1])  # fmt: skip
+                row = [fields[0], fields[1], fields[2], *tail[0]] if keep_rows else fields
+            else:
+                row = fields
+                if len(row) < 9 or not row[2].strip():  # (a row with an id is not blank)
+                    if not "".join(row).strip():
+                        continue  # blank lines were skipped by the old tool too
+                try:
+                    image = from_csv_row(row, region)
+                except ValueError as exc:
+                    raise BadInput(f"{path}, line {line}: {exc}") from exc
             image_id = image.id
             if image_id in images:
                 raise BadInput(
@@ -142,12 +144,112 @@ def read_backup_rows(
             if keep_rows:
                 rows[image_id] = row
             first_line[image_id] = line
-    except csv.Error as exc:
-        raise BadInput(f"{path}, line {next_start}: not valid CSV: {exc}") from exc
     finally:
         if collecting:
             gc.enable()
     return images, rows
+
+
+Record = tuple[int, list[str], "tuple[tuple[str, ...], RowTail] | None"]
+
+# Lines read before deciding whether the cached fields pay for this file (see _records).
+_PROBE = 64
+_LONE_CR = re.compile("\r(?!\n)")
+
+
+def _records(path: str, text: str) -> Iterator[Record]:
+    """The records of a backup file's text, exactly as ``csv.reader`` (excel dialect)
+    reads them: ``(line, fields, tail)``, ``line`` being where the record starts.
+
+    A region's copies usually have their master's very fields 4-17 (status to hidden:
+    all but the region, name and id), in every region file. So a line whose first three
+    fields hold no quote is split at its first three commas, and the text of the others
+    is read once per run (``_line_tail``, cached): then ``fields`` is the first three
+    and ``tail`` those others, as read and as Image values. Any other record (quoted
+    names, a field spanning lines, short or malformed rows) comes from csv with every
+    field, and ``tail`` is None. When most of a file's first lines are new (its copies
+    have other owners or properties than the files read before), csv reads the rest of
+    it: line by line, caching would only cost. The first file read (the master, in a
+    run) fills the cache whatever it holds: the copies read next are compared with it.
+    """
+    if "\x00" in text or _LONE_CR.search(text):
+        # A lone CR ends a line for csv, and a NUL is an error: csv reads such a file
+        # (glancesync never writes one).
+        yield from _csv_records(path, io.StringIO(text, newline=""), 1)
+        return
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()  # the text ends with a line end
+    limit = csv.field_size_limit()  # (no field of a shorter line can go beyond it)
+    n, count = 0, len(lines)
+    cache = _line_tail.cache_info()
+    misses, probing = cache.misses, cache.currsize > 0  # (the first file read fills it)
+    while n < count:
+        if probing and n >= _PROBE:
+            probing = False
+            if _line_tail.cache_info().misses - misses > _PROBE // 2:
+                yield from _csv_records(path, _lines_from(lines, n, text), n + 1)
+                return
+        line = lines[n]
+        n += 1
+        parts = line.split(",", 3)
+        if (
+            len(parts) == 4
+            and parts[2].strip()
+            and '"' not in parts[0]
+            and '"' not in parts[1]
+            and '"' not in parts[2]
+            and len(line) <= limit
+        ):
+            rest = parts[3]
+            tail = _line_tail(rest[:-1] if rest.endswith("\r") else rest)
+            if tail is not None:
+                yield n, parts, tail
+                continue
+        # csv reads this record from its first line on, as many lines as it spans.
+        reader = csv.reader(_lines_from(lines, n - 1, text), dialect="excel")
+        try:
+            row = next(reader)
+        except csv.Error as exc:
+            raise BadInput(f"{path}, line {n}: not valid CSV: {exc}") from exc
+        yield n, row, None
+        n += reader.line_num - 1
+
+
+def _csv_records(path: str, lines: Iterable[str], first: int) -> Iterator[Record]:
+    """csv's records of ``lines``, the text's lines from line ``first`` on."""
+    reader = csv.reader(lines, dialect="excel")
+    start = first
+    try:
+        for row in reader:
+            yield start, row, None
+            start = first + reader.line_num
+    except csv.Error as exc:
+        raise BadInput(f"{path}, line {start}: not valid CSV: {exc}") from exc
+
+
+def _lines_from(lines: list[str], start: int, text: str) -> Iterator[str]:
+    # The lines as they are in the text: with their "\n", but for a last one without.
+    last = len(lines) - 1
+    for n in range(start, last + 1):
+        yield lines[n] if n == last and not text.endswith("\n") else lines[n] + "\n"
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _line_tail(text: str) -> tuple[tuple[str, ...], RowTail] | None:
+    """Fields 4-17 of a one-line record from their text (after the third comma): as csv
+    reads them, and as Image values. None when csv would read past the line (a quoted
+    field goes on), or the fields are malformed: csv reads that record and reports it."""
+    if not text:
+        return None  # (after a comma: one empty field; csv alone would read none)
+    reader = csv.reader((text, ""), dialect="excel")
+    try:
+        fields = next(reader)
+        if reader.line_num > 1:
+            return None
+        return tuple(fields), row_tail(fields)
+    except (csv.Error, ValueError):
+        return None
 
 
 def _read_text(path: str) -> str:

@@ -84,12 +84,7 @@ class Image:
     hidden: bool = False  # os_hidden: left out of Glance's default listing
 
     def __post_init__(self) -> None:
-        # Values are strings in Glance v2; old backups may hold ints.
-        # (type checks inline: this runs for every row of every backup read)
-        self.properties = {
-            k if type(k) is str else str(k): v if type(v) is str else _as_str(v)
-            for k, v in dict(self.properties).items()
-        }
+        self.properties = _str_properties(self.properties)
         self.size = int(self.size or 0)
 
     # -- compatibility with old metadata_condition expressions -------------------------
@@ -139,48 +134,57 @@ class Image:
     @classmethod
     def from_csv_row(cls, row: list[str], region: str | None = None) -> Image:
         """Parse a backup row; raises ValueError with the reason on a malformed row."""
-        if len(row) < 17:
-            if len(row) < 9:
-                raise ValueError(f"expected at least 9 fields, found {len(row)}")
-            row = [*row, *[""] * (17 - len(row))]  # 9-field rows of the 2015 tool
+        if len(row) < 9:
+            raise ValueError(f"expected at least 9 fields, found {len(row)}")
         if not row[2].strip():
             raise ValueError("id field is empty")
-        plain = _plain_dict(row[8])
-        props = plain.copy() if plain is not None else _literal_dict(row[8])
-        try:
-            size = int(row[4] or 0)
-            min_ram = 0 if row[13] == "0" else int(row[13] or 0)  # "0" nearly always
-            min_disk = 0 if row[14] == "0" else int(row[14] or 0)
-        except ValueError as exc:
-            raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
-        visibility = row[7]
-        if visibility != "True":
-            visibility = _visibility_from_field(visibility)
-        else:
-            visibility = "public"
-        # Every field was checked above, so the instance is filled directly: __init__
-        # would only copy the properties again (a big backup makes hundreds of thousands).
+        return cls.from_fields(row[0] if region is None else region, row[1], row[2],
+                               row_tail(row[3:]))  # fmt: skip
+
+    @classmethod
+    def from_fields(cls, region: str, name: str, image_id: str, tail: RowTail) -> Image:
+        """The image of a backup row from its first three fields and ``row_tail`` of the
+        others (one tail can serve every row with the same fields 4-17)."""
+        # Every value was checked by row_tail, so the instance is filled directly:
+        # __init__ would only check them again (a big backup makes hundreds of thousands).
         image = _new_image(cls)
-        image.id = row[2]
-        image.name = row[1] or None
-        image.region = row[0] if region is None else region
-        image.owner = row[6] or None
-        image.visibility = visibility
-        image.checksum = row[5] or None
-        image.size = size
-        image.status = row[3]
-        image.properties = props
-        image.os_hash_algo = row[9] or None
-        image.os_hash_value = row[10] or None
-        image.disk_format = row[11] or None
-        image.container_format = row[12] or None
-        image.min_ram = min_ram
-        image.min_disk = min_disk
-        image.protected = row[15].strip() == "True"
-        image.hidden = row[16].strip() == "True"
-        if plain is None:
-            image.__post_init__()  # literal_eval'd values may be no str (old backups)
+        image.id = image_id
+        image.name = name or None
+        image.region = region
+        (image.status, image.size, image.checksum, image.owner, image.visibility, properties,
+         image.os_hash_algo, image.os_hash_value, image.disk_format, image.container_format,
+         image.min_ram, image.min_disk, image.protected, image.hidden) = tail  # fmt: skip
+        image.properties = properties.copy()  # the tail's dict is shared: never changed
         return image
+
+
+# Fields 4 to 17 of a backup row (status to hidden) as Image values, in field order.
+RowTail = tuple[
+    str, int, str | None, str | None, str, dict[str, str], str | None, str | None,
+    str | None, str | None, int, int, bool, bool,
+]  # fmt: skip
+
+
+def row_tail(fields: list[str]) -> RowTail:
+    """Fields 4 to 17 of a backup row (4 to 9 in the 2015 tool's rows) as Image values;
+    raises ValueError with the reason when one is malformed."""
+    if len(fields) < 14:
+        fields = [*fields, *[""] * (14 - len(fields))]  # 9-field rows of the 2015 tool
+    plain = _plain_dict(fields[5])
+    properties = plain if plain is not None else _str_properties(_literal_dict(fields[5]))
+    try:
+        size = int(fields[1] or 0)
+        min_ram = 0 if fields[10] == "0" else int(fields[10] or 0)  # "0" nearly always
+        min_disk = 0 if fields[11] == "0" else int(fields[11] or 0)
+    except ValueError as exc:
+        raise ValueError(f"size, min_ram or min_disk is not an integer: {exc}") from exc
+    visibility = fields[4]
+    visibility = "public" if visibility == "True" else _visibility_from_field(visibility)
+    return (
+        fields[0], size, fields[2] or None, fields[3] or None, visibility, properties,
+        fields[6] or None, fields[7] or None, fields[8] or None, fields[9] or None,
+        min_ram, min_disk, fields[12].strip() == "True", fields[13].strip() == "True",
+    )  # fmt: skip
 
 
 _new_image = object.__new__
@@ -197,6 +201,15 @@ def _plain_dict(field: str) -> dict[str, str] | None:
     if _PLAIN_DICT.fullmatch(text) is None:
         return None
     return {key[1:-1]: value[1:-1] for key, value in _PAIRS.findall(text)}
+
+
+def _str_properties(properties: dict[Any, Any]) -> dict[str, str]:
+    # Values are strings in Glance v2; old backups may hold ints. (Type checks inline:
+    # this runs for every image made by hand and every old backup row.)
+    return {
+        k if type(k) is str else str(k): v if type(v) is str else _as_str(v)
+        for k, v in dict(properties).items()
+    }
 
 
 def _literal_dict(field: str) -> dict[Any, Any]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
+import random
 from datetime import datetime
 from pathlib import Path
 
@@ -15,7 +18,7 @@ from glancesync.backup import (
     read_backup,
     write_backup,
 )
-from glancesync.exceptions import FacadeError
+from glancesync.exceptions import BadInput, FacadeError
 from glancesync.facade.offline import OfflineFacade
 from glancesync.image import Image
 
@@ -232,3 +235,131 @@ def test_reading_leaves_the_cyclic_collector_as_it_found_it(tmp_path: Path) -> N
         assert not gc.isenabled()
     finally:
         (gc.enable if was else gc.disable)()
+
+
+# -- reading: plain lines split by hand, anything else by csv -----------------------------
+def _csv_records(text: str) -> list[tuple[int, list[str]]] | int:
+    """What csv.reader (excel) reads: (first line, fields) per record, or the line of
+    its error."""
+    reader = csv.reader(io.StringIO(text, newline=""), dialect="excel")
+    records, start = [], 1
+    try:
+        for row in reader:
+            records.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error:
+        return start
+    return records
+
+
+def _our_records(text: str) -> list[tuple[int, list[str]]] | int:
+    try:
+        return [
+            (line, fields if tail is None else [*fields[:3], *tail[0]])
+            for line, fields, tail in glancesync.backup._records("f", text)
+        ]
+    except BadInput as exc:
+        return int(str(exc).split("line ")[1].split(":")[0])
+
+
+ROW = (
+    "R,image01,id1,active,1024,md5,t1,True,\"{'nid': '1', 'a': 'b, c'}\","
+    "sha512,ff,qcow2,bare,0,0,False,False"
+)
+PIECES = [ROW, ROW, "R,n,i,a", "R,", ",id9,", "x", "", ",", ",,,", '"', '""', '"a,b"', "a\"b",
+          ",\"x\ny\",",
+          "\r\n", "\n", "\n", "\r", " ", "\x00", "é", '"\r\n"']  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_records_are_exactly_what_csv_reads(seed: int) -> None:
+    """Lines are split at their first commas when that gives what csv gives: the same
+    records, fields and line numbers (and the same error line) for any text."""
+    rng = random.Random(seed)
+    for _ in range(100):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.randint(0, 12)))
+        if rng.random() < 0.5:
+            text = "\r\n".join([ROW] * rng.randint(0, 3) + [text] + [ROW] * rng.randint(0, 3))
+        if rng.random() < 0.2:  # lines never read before, then the rest as csv reads it
+            new = [ROW.replace("1024", f"{seed}.{rng.random()}") for _ in range(70)]
+            text = "\r\n".join([*new, text])
+        assert _our_records(text) == _csv_records(text), repr(text)
+
+
+def test_plain_lines_take_the_split_path() -> None:
+    records = list(glancesync.backup._records("f", f"{ROW}\r\n{ROW}\n"))
+    assert [(line, tail is not None) for line, _, tail in records] == [(1, True), (2, True)]
+    quoted = list(glancesync.backup._records("f", '"R",n,i,' + ROW.split(",", 3)[3]))
+    assert quoted[0][2] is None  # a quoted region: csv reads it
+
+
+def test_a_file_of_new_lines_is_read_by_csv_after_the_first_ones() -> None:
+    """Caching the fields of lines that repeat nothing read before costs: after its
+    first lines, csv reads the rest of such a file (but for the first file read, which
+    later ones are compared with). A file like one read before is split to its end."""
+    def split(text: str) -> list[bool]:
+        return [tail is not None for _, _, tail in glancesync.backup._records("f", text)]
+
+    def rows(first: int) -> str:
+        sizes = range(first, first + 200)
+        return "".join(ROW.replace("1024", f"{n}").replace("id1", f"{n}") + "\n" for n in sizes)
+
+    glancesync.backup._line_tail.cache_clear()
+    assert split(rows(1000)) == [True] * 200  # the first file read: all cached
+    probe = glancesync.backup._PROBE
+    assert split(rows(2000)) == [True] * probe + [False] * (200 - probe)  # all new
+    assert split(rows(2000)) == [True] * 200  # its first lines again
+    assert split(rows(1000)) == [True] * 200
+
+
+def test_read_backup_of_mixed_lines_gives_what_csv_gives(tmp_path: Path) -> None:
+    """Rows read by hand and rows read by csv make the same images, whatever their form:
+    quoted names, a properties value spanning lines, 9-field rows, blank lines."""
+    text = "\r\n".join([
+        ROW,
+        ROW.replace("id1", "id2").replace("image01", '"image, 02"'),
+        ROW.replace("id1", "id3").replace("image01", '"line1\nline2"'),
+        "",
+        "R,image04,id4,active,1,md5,t1,False,{}",
+        ROW.replace("id1", "id5").replace(",1024,", ",2048,"),
+        ROW.replace("id1", "id6"),
+    ]) + "\r\n"  # fmt: skip
+    path = tmp_path / "backup_R.csv"
+    path.write_text(text, newline="")
+    expected = {
+        row[2]: Image.from_csv_row(row)
+        for row in csv.reader(io.StringIO(text, newline=""))
+        if row
+    }
+    images, rows = glancesync.backup.read_backup_rows(str(path))
+    assert images == expected
+    assert list(images) == ["id1", "id2", "id3", "id4", "id5", "id6"]
+    assert rows == {row[2]: row for row in csv.reader(io.StringIO(text, newline="")) if row}
+    assert images["id3"].name == "line1\nline2"
+
+
+def test_images_with_the_same_fields_do_not_share_their_properties(tmp_path: Path) -> None:
+    path = tmp_path / "backup_R.csv"
+    path.write_text(f"{ROW}\r\n{ROW.replace('id1', 'id2')}\r\n")
+    first, second = read_backup(str(path))
+    first.properties["nid"] = "changed"
+    assert second.properties["nid"] == "1"
+    assert read_backup(str(path))[0].properties["nid"] == "1"
+
+
+def test_read_errors_give_the_line_after_a_record_spanning_lines(tmp_path: Path) -> None:
+    path = tmp_path / "backup_R.csv"
+    spanning = ROW.replace("image01", '"x\ny"')
+    path.write_text(f"{ROW}\r\n{spanning.replace('id1', 'id2')}\r\n"
+                    f"{ROW.replace('id1', 'id3').replace(',1024,', ',big,')}\r\n")  # fmt: skip
+    with pytest.raises(BadInput, match=r"backup_R.csv, line 4: size, min_ram or min_disk"):
+        read_backup(str(path))
+
+
+def test_rows_without_an_id_are_blank_or_errors(tmp_path: Path) -> None:
+    path = tmp_path / "backup_R.csv"
+    path.write_text(f",,,,,,,,,,,,,,,,\r\n{ROW}\r\n , , ,\r\n")
+    assert [i.id for i in read_backup(str(path))] == ["id1"]  # blank rows are skipped
+    path.write_text(f"{ROW}\r\n{ROW.replace('id1', ' ')}\r\n")
+    with pytest.raises(BadInput, match=r"backup_R.csv, line 2: id field is empty"):
+        read_backup(str(path))
