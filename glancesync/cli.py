@@ -13,6 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from glancesync import __version__, lock, logsetup, report
 from glancesync.config import Settings, load_settings, validate_credentials
@@ -279,9 +280,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_REGION_FAILED if runner.failed_targets else EXIT_OK
     refs = _regions(args, runner.region_list)
     if args.show_status:
-        statuses, code = runner.status(refs)
-        pending = any(status.has_work for status in statuses)
-        print_status(statuses, args.format, pending)
+        if args.format == "json":
+            statuses: list[RegionStatus] = []
+            pending, code = runner.status(refs, statuses.append)
+            sys.stdout.write(report.dumps(status_document(statuses, pending)))
+        else:
+            pending, code = runner.status(refs, write_status_lines)
         if args.detailed_exitcode and pending and code != EXIT_REGION_FAILED:
             return EXIT_PENDING
         return code
@@ -363,43 +367,39 @@ def facade_factory(settings: Settings, offline_dir: str | None, read_only: bool 
     return make
 
 
-def print_status(statuses: list[RegionStatus], fmt: str, pending: bool) -> None:
-    if fmt == "json":
-        rows = [
-            {
-                "status": s.status,
-                "region": region.region,
-                "image": s.image,
-                "size": s.size,
-                "master_id": s.master_id,
-                "dest_id": s.dest_id,
-                "changes": list(s.changes),
-                "problem": s.problem or None,
-            }
-            for region in statuses
-            for s in region.images
-        ]
-        obsolete = [
-            {"region": region.region, "image": name, "new_name": new_name}
-            for region in statuses
-            for name, new_name in region.obsolete
-        ]
-        document = {"kind": "status", "images": rows, "obsolete": obsolete, "pending": pending}
-        sys.stdout.write(report.dumps(document))
-        return
-    # status,region,image as csv writes them, built directly: a status over many regions
-    # prints hundreds of thousands of lines, and names rarely need quoting.
-    lines = []
-    for region in statuses:
-        name = _csv_field(region.region)
-        images = region.names
-        if _NEEDS_QUOTES.search("|".join(images)):
-            images = [_csv_field(image) for image in images]
-        lines += [
-            f"{status},{name},{image}\n"
-            for status, image in zip(region.statuses, images, strict=True)
-        ]
-    sys.stdout.write("".join(lines))
+def status_document(statuses: list[RegionStatus], pending: bool) -> dict[str, Any]:
+    rows = [
+        {
+            "status": s.status,
+            "region": region.region,
+            "image": s.image,
+            "size": s.size,
+            "master_id": s.master_id,
+            "dest_id": s.dest_id,
+            "changes": list(s.changes),
+            "problem": s.problem or None,
+        }
+        for region in statuses
+        for s in region.images
+    ]
+    obsolete = [
+        {"region": region.region, "image": name, "new_name": new_name}
+        for region in statuses
+        for name, new_name in region.obsolete
+    ]
+    return {"kind": "status", "images": rows, "obsolete": obsolete, "pending": pending}
+
+
+def write_status_lines(region: RegionStatus) -> None:
+    """One region's status,region,image lines, as csv writes them, built directly: a
+    status over many regions prints hundreds of thousands of lines, and names rarely
+    need quoting."""
+    name = _csv_field(region.region)
+    images = region.names
+    if _NEEDS_QUOTES.search("|".join(images)):
+        images = [_csv_field(image) for image in images]
+    lines = zip(region.statuses, images, strict=True)
+    sys.stdout.write("".join([f"{status},{name},{image}\n" for status, image in lines]))
 
 
 def _csv_field(text: str) -> str:

@@ -443,7 +443,12 @@ class Runner:
         finally:
             run.results = [together.results[ref] for ref in refs if ref in together.results]
 
-    def status(self, refs: list[RegionRef]) -> tuple[list[RegionStatus], int]:
+    def status(
+        self, refs: list[RegionRef], show: Callable[[RegionStatus], None]
+    ) -> tuple[bool, int]:
+        """Hands each region's status to ``show``, in region order, as soon as it is known
+        (a long status prints as it goes); returns whether a sync would change anything,
+        and the exit code."""
         master = self.master()
         for target in dict.fromkeys(ref.target for ref in refs):  # before any fork
             self._target_facts(target, master)
@@ -456,24 +461,26 @@ class Runner:
             )
         else:
             outcomes = (self._region_status_or_error(ref) for ref in refs)
-        statuses, failed = [], EXIT_OK
+        failed, pending, operator = EXIT_OK, False, False
+        warnings: list[str] = []
         with contextlib.closing(outcomes):  # whatever happens, workers end here
             for ref, outcome in zip(refs, outcomes, strict=True):
                 if isinstance(outcome, FacadeError):
                     log.error(str(outcome))
                     failed = max(failed, outcome.exit_code, key=_severity)
-                else:
-                    facts = self._facts[ref.target]  # (a worker does not send them back)
-                    outcome.names, outcome.sizes = facts.names, facts.sizes
-                    outcome.master_ids = facts.ids
-                    statuses.append(outcome)
-        for status in statuses:
-            for warning in status.warnings:
-                log.warning(warning)
+                    continue
+                facts = self._facts[ref.target]  # (a worker does not send them back)
+                outcome.names, outcome.sizes = facts.names, facts.sizes
+                outcome.master_ids = facts.ids
+                show(outcome)
+                pending = pending or outcome.has_work
+                operator = operator or outcome.needs_operator
+                warnings += outcome.warnings
+        for warning in warnings:
+            log.warning(warning)
         if failed or self.failed_targets:
-            return statuses, max(failed, EXIT_REGION_FAILED, key=_severity)
-        operator = any(status.needs_operator for status in statuses)
-        return statuses, EXIT_NEEDS_OPERATOR if operator else EXIT_OK
+            return pending, max(failed, EXIT_REGION_FAILED, key=_severity)
+        return pending, EXIT_NEEDS_OPERATOR if operator else EXIT_OK
 
     def region_status(self, ref: RegionRef) -> RegionStatus:
         return RegionStatus.of(self.plan(ref))

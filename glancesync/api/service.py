@@ -21,6 +21,7 @@ from glancesync.config import Credentials, Settings, load_settings, validate_cre
 from glancesync.exceptions import ConfigError
 from glancesync.facade.base import Facade
 from glancesync.runner import RegionRef, Runner
+from glancesync.status import RegionStatus
 
 log = logging.getLogger("glancesync.api")
 
@@ -147,7 +148,8 @@ class Service:
         """The status of every selected master image there (as ``--show-status``)."""
         runner = Runner(self.settings, self._shared_facade)
         ref = self.resolve(runner, region)
-        statuses, _code = runner.status([ref])
+        statuses: list[RegionStatus] = []
+        runner.status([ref], statuses.append)
         if not statuses:  # the region could not be listed: status() logged why
             raise RegionUnavailable(f"{ref.fullname}: the region's images cannot be listed")
         return [

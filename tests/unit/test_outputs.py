@@ -306,12 +306,12 @@ def test_status_lines_are_what_csv_writes(name, capsys):
     import csv
     import io
 
-    from glancesync.cli import print_status
+    from glancesync.cli import write_status_lines
     from glancesync.status import RegionStatus
 
     region = RegionStatus("Reg,ion", ["ok"], [name], [1], ["m1"], ["d1"], {}, {}, [], [],
                           False, False)  # fmt: skip
-    print_status([region], "csv", False)
+    write_status_lines(region)
     expected = io.StringIO()
     csv.writer(expected, lineterminator="\n").writerow(["ok", "Reg,ion", name])
     assert capsys.readouterr().out == expected.getvalue()
