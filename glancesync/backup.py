@@ -7,7 +7,6 @@ reading and atomic-writing helpers live here and the offline facade reuses them.
 from __future__ import annotations
 
 import csv
-import functools
 import gc
 import io
 import os
@@ -150,9 +149,14 @@ def read_backup_rows(
     return images, rows
 
 
-Record = tuple[int, list[str], "tuple[tuple[str, ...], RowTail] | None"]
+Tail = tuple[tuple[str, ...], RowTail]  # fields 4-17 of a row: as read, as Image values
+Record = tuple[int, list[str], Tail | None]
 
-# Lines read before deciding whether the cached fields pay for this file (see _records).
+# Fields 4-17 of the rows read (the text after the third comma -> Tail), shared by the
+# reads of a run (and of a server's requests). Bounded: emptied when full.
+_TAILS: dict[str, Tail] = {}
+_MAX_TAILS = 1 << 14
+# Lines read before deciding how to read the rest of a file (see _records).
 _PROBE = 64
 _LONE_CR = re.compile("\r(?!\n)")
 
@@ -162,33 +166,33 @@ def _records(path: str, text: str) -> Iterator[Record]:
     reads them: ``(line, fields, tail)``, ``line`` being where the record starts.
 
     A region's copies usually have their master's very fields 4-17 (status to hidden:
-    all but the region, name and id), in every region file. So a line whose first three
-    fields hold no quote is split at its first three commas, and the text of the others
-    is read once per run (``_line_tail``, cached): then ``fields`` is the first three
-    and ``tail`` those others, as read and as Image values. Any other record (quoted
-    names, a field spanning lines, short or malformed rows) comes from csv with every
-    field, and ``tail`` is None. When most of a file's first lines are new (its copies
-    have other owners or properties than the files read before), csv reads the rest of
-    it: line by line, caching would only cost. The first file read (the master, in a
-    run) fills the cache whatever it holds: the copies read next are compared with it.
+    all but the region, name and id), in every region file. So for a one-line record
+    whose region, name and id hold no quote, those others are read and converted once
+    per text (``_TAILS``): ``tail`` is them, and ``fields`` the first three at least.
+    Any other record (quoted names, fields spanning lines, malformed rows) has every
+    field in ``fields`` and ``tail`` None.
+
+    A file is read line by line, each line split at its first three commas and looked up
+    (most lines of a copy's file were seen before), or, when most of its first lines were
+    not seen before (the first file read, or copies with other owners or properties), by
+    csv, which is then faster, filling the cache as it goes.
     """
     if "\x00" in text or _LONE_CR.search(text):
         # A lone CR ends a line for csv, and a NUL is an error: csv reads such a file
-        # (glancesync never writes one).
-        yield from _csv_records(path, io.StringIO(text, newline=""), 1)
+        # (glancesync never writes one), without the cache (lines are not records).
+        yield from _csv_records(path, io.StringIO(text, newline=""), None)
         return
     lines = text.split("\n")
     if not lines[-1]:
         lines.pop()  # the text ends with a line end
     limit = csv.field_size_limit()  # (no field of a shorter line can go beyond it)
+    tails, seen, probing = _TAILS, 0, True
     n, count = 0, len(lines)
-    cache = _line_tail.cache_info()
-    misses, probing = cache.misses, cache.currsize > 0  # (the first file read fills it)
     while n < count:
         if probing and n >= _PROBE:
             probing = False
-            if _line_tail.cache_info().misses - misses > _PROBE // 2:
-                yield from _csv_records(path, _lines_from(lines, n, text), n + 1)
+            if seen < _PROBE // 2:
+                yield from _csv_records(path, _lines_from(lines, n, text), lines, n)
                 return
         line = lines[n]
         n += 1
@@ -202,7 +206,13 @@ def _records(path: str, text: str) -> Iterator[Record]:
             and len(line) <= limit
         ):
             rest = parts[3]
-            tail = _line_tail(rest[:-1] if rest.endswith("\r") else rest)
+            key = rest[:-1] if rest.endswith("\r") else rest
+            tail = tails.get(key)
+            if tail is not None:
+                seen += 1
+                yield n, parts, tail
+                continue
+            tail = _line_tail(key)
             if tail is not None:
                 yield n, parts, tail
                 continue
@@ -216,14 +226,28 @@ def _records(path: str, text: str) -> Iterator[Record]:
         n += reader.line_num - 1
 
 
-def _csv_records(path: str, lines: Iterable[str], first: int) -> Iterator[Record]:
-    """csv's records of ``lines``, the text's lines from line ``first`` on."""
-    reader = csv.reader(lines, dialect="excel")
-    start = first
+def _csv_records(
+    path: str, source: Iterable[str], lines: list[str] | None, skipped: int = 0
+) -> Iterator[Record]:
+    """csv's records of ``source``: the text's ``lines`` after the first ``skipped``
+    ones (or the text's lines, ``lines`` None: then the cache is not used)."""
+    reader = csv.reader(source, dialect="excel")
+    start = skipped + 1  # where the next record starts
     try:
         for row in reader:
-            yield start, row, None
-            start = first + reader.line_num
+            end = skipped + reader.line_num  # its last line
+            tail = None
+            # A record of one line, not the last (there, a quoted field may end with the
+            # text: read in the middle of a file, the same line would go on).
+            if lines is not None and end == start < len(lines) and len(row) > 3 and row[2].strip():
+                line = lines[start - 1]
+                # The first three fields' text is their value when it holds no quote.
+                offset = len(row[0]) + len(row[1]) + len(row[2]) + 3
+                if '"' not in line[:offset]:
+                    key = line[offset:-1] if line.endswith("\r") else line[offset:]
+                    tail = _TAILS.get(key) or _converted(key, row[3:])
+            yield start, row, tail
+            start = end + 1
     except csv.Error as exc:
         raise BadInput(f"{path}, line {start}: not valid CSV: {exc}") from exc
 
@@ -235,21 +259,33 @@ def _lines_from(lines: list[str], start: int, text: str) -> Iterator[str]:
         yield lines[n] if n == last and not text.endswith("\n") else lines[n] + "\n"
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _line_tail(text: str) -> tuple[tuple[str, ...], RowTail] | None:
-    """Fields 4-17 of a one-line record from their text (after the third comma): as csv
-    reads them, and as Image values. None when csv would read past the line (a quoted
-    field goes on), or the fields are malformed: csv reads that record and reports it."""
+def _line_tail(text: str) -> Tail | None:
+    """Fields 4-17 of a one-line record from their text (after the third comma). None
+    when csv would read past the line (a quoted field goes on) or they are malformed:
+    csv reads that record and the caller reports it."""
     if not text:
         return None  # (after a comma: one empty field; csv alone would read none)
     reader = csv.reader((text, ""), dialect="excel")
     try:
         fields = next(reader)
-        if reader.line_num > 1:
-            return None
-        return tuple(fields), row_tail(fields)
-    except (csv.Error, ValueError):
+    except csv.Error:
         return None
+    return None if reader.line_num > 1 else _converted(text, fields)
+
+
+def _converted(key: str, fields: list[str]) -> Tail | None:
+    try:
+        tail = tuple(fields), row_tail(fields)
+    except ValueError:
+        return None  # (reported by from_csv_row with the line)
+    _remember(key, tail)
+    return tail
+
+
+def _remember(key: str, tail: Tail) -> None:
+    if len(_TAILS) >= _MAX_TAILS:
+        _TAILS.clear()
+    _TAILS[key] = tail
 
 
 def _read_text(path: str) -> str:

@@ -169,6 +169,8 @@ def row_tail(fields: list[str]) -> RowTail:
     """Fields 4 to 17 of a backup row (4 to 9 in the 2015 tool's rows) as Image values;
     raises ValueError with the reason when one is malformed."""
     if len(fields) < 14:
+        if len(fields) < 6:
+            raise ValueError(f"expected at least 9 fields, found {len(fields) + 3}")
         fields = [*fields, *[""] * (14 - len(fields))]  # 9-field rows of the 2015 tool
     plain = _plain_dict(fields[5])
     properties = plain if plain is not None else _str_properties(_literal_dict(fields[5]))

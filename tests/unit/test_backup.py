@@ -284,6 +284,9 @@ def test_records_are_exactly_what_csv_reads(seed: int) -> None:
             new = [ROW.replace("1024", f"{seed}.{rng.random()}") for _ in range(70)]
             text = "\r\n".join([*new, text])
         assert _our_records(text) == _csv_records(text), repr(text)
+    for text, (fields, _values) in glancesync.backup._TAILS.items():
+        reader = csv.reader((text, ""))  # each text has its own fields, on one line
+        assert (next(reader), reader.line_num) == (list(fields), 1), repr(text)
 
 
 def test_plain_lines_take_the_split_path() -> None:
@@ -293,23 +296,34 @@ def test_plain_lines_take_the_split_path() -> None:
     assert quoted[0][2] is None  # a quoted region: csv reads it
 
 
-def test_a_file_of_new_lines_is_read_by_csv_after_the_first_ones() -> None:
-    """Caching the fields of lines that repeat nothing read before costs: after its
-    first lines, csv reads the rest of such a file (but for the first file read, which
-    later ones are compared with). A file like one read before is split to its end."""
-    def split(text: str) -> list[bool]:
-        return [tail is not None for _, _, tail in glancesync.backup._records("f", text)]
+def test_fields_read_once_are_shared_by_later_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fields 4-17 are read and converted once per text, whether a file is read line by
+    line (most of its lines seen before) or by csv (mostly new lines, as the first file
+    read): later lines with the same text get the very same values."""
+    monkeypatch.setattr(glancesync.backup, "_TAILS", {})
 
-    def rows(first: int) -> str:
+    def tails(first: int) -> list[object]:
         sizes = range(first, first + 200)
-        return "".join(ROW.replace("1024", f"{n}").replace("id1", f"{n}") + "\n" for n in sizes)
+        text = "".join(ROW.replace("1024", f"{n}").replace("id1", f"{n}") + "\n" for n in sizes)
+        text += '"a quoted region",x,y\n'  # (never cached)
+        return [tail for _, _, tail in glancesync.backup._records("f", text)][:-1]
 
-    glancesync.backup._line_tail.cache_clear()
-    assert split(rows(1000)) == [True] * 200  # the first file read: all cached
-    probe = glancesync.backup._PROBE
-    assert split(rows(2000)) == [True] * probe + [False] * (200 - probe)  # all new
-    assert split(rows(2000)) == [True] * 200  # its first lines again
-    assert split(rows(1000)) == [True] * 200
+    first = tails(1000)  # new lines: read by csv
+    assert all(tail is not None for tail in first)
+    assert len(glancesync.backup._TAILS) == 200
+    again = tails(1000)  # seen lines: split by hand and looked up
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    assert tails(1100)[:100] == first[100:]  # half seen, half new
+    assert len(glancesync.backup._TAILS) == 300
+
+
+def test_the_shared_fields_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(glancesync.backup, "_TAILS", {})
+    monkeypatch.setattr(glancesync.backup, "_MAX_TAILS", 50)
+    text = "".join(ROW.replace("1024", f"{n}") + "\n" for n in range(500))
+    records = list(glancesync.backup._records("f", text))
+    assert all(tail is not None for _, _, tail in records[:-1])
+    assert 0 < len(glancesync.backup._TAILS) <= 50
 
 
 def test_read_backup_of_mixed_lines_gives_what_csv_gives(tmp_path: Path) -> None:
@@ -358,8 +372,12 @@ def test_read_errors_give_the_line_after_a_record_spanning_lines(tmp_path: Path)
 
 def test_rows_without_an_id_are_blank_or_errors(tmp_path: Path) -> None:
     path = tmp_path / "backup_R.csv"
-    path.write_text(f",,,,,,,,,,,,,,,,\r\n{ROW}\r\n , , ,\r\n")
-    assert [i.id for i in read_backup(str(path))] == ["id1"]  # blank rows are skipped
-    path.write_text(f"{ROW}\r\n{ROW.replace('id1', ' ')}\r\n")
-    with pytest.raises(BadInput, match=r"backup_R.csv, line 2: id field is empty"):
-        read_backup(str(path))
+    for rows in ([ROW.replace("id1", f"id{n}x") for n in range(100)], []):  # csv, by hand
+        path.write_text("\r\n".join([*rows, ",,,,,,,,,,,,,,,,", ROW, " , , ,", ""]))
+        assert len(read_backup(str(path))) == len(rows) + 1  # blank rows are skipped
+        path.write_text("\r\n".join([*rows, ROW.replace("id1", " ")]))
+        with pytest.raises(BadInput, match=rf"line {len(rows) + 1}: id field is empty"):
+            read_backup(str(path))
+        path.write_text("\r\n".join([*rows, "R,image9,id9,active,1,md5,t1,True"]))
+        with pytest.raises(BadInput, match=rf"line {len(rows) + 1}: expected at least 9 fields"):
+            read_backup(str(path))
