@@ -1,8 +1,7 @@
 """``python -m glancesync``: the same as the ``glancesync`` command."""
 
-import sys
 
-from glancesync.cli import main
+from glancesync.cli import console_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -13,7 +13,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 from glancesync import __version__, lock, logsetup, report
 from glancesync.config import Settings, load_settings, validate_credentials
@@ -165,6 +165,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"glancesync {__version__}")
     return parser
+
+
+def console_main() -> NoReturn:
+    """The ``glancesync`` command (and ``python -m glancesync``): ``main()``, then the
+    process ends at once.
+
+    When main() returns, everything is written: its log handlers are closed, and what is
+    still buffered is flushed here. The interpreter's own teardown would then only free,
+    one by one, every object still alive: about a tenth of a second after a status over
+    big regions. (Tests call main(), which returns.)
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)  # the interpreter's exit reports it, as for any program
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -424,4 +442,4 @@ def lock_for(args: argparse.Namespace, settings: Settings) -> contextlib.Abstrac
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()
