@@ -11,6 +11,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import cast
 
 from glancesync import ami, condition
 from glancesync.config import TargetConfig
@@ -177,57 +178,71 @@ def plan_region(
     matched, duplicates, warnings = match_destination(
         region, selected, dest_images, target, tenant_id
     )
-    # The status decided by content alone (None: the same content, metadata decides).
-    content: dict[str, str | None] = {}
-    problems: dict[str, str] = {}
+    refs, metadata_set = facts.refs, target.metadata_set
+    # Nearly every image is a copy of ours with the same content and no AMI reference on
+    # either side: its metadata alone decides, right away (_metadata_plan). The others
+    # are planned below, from their status by content alone (None: the same content).
+    plans: list[ImagePlan | None] = []  # in the order of selected: by size, then name
+    content: dict[int, tuple[str, Image, str | None]] = {}  # index -> name, master, status
+    problems: dict[int, str] = {}
     for name, m in selected.items():
         dest = matched.get(name)
+        status: str | None
         if dest is None:
-            content[name] = PENDING_UPLOAD
-            continue
-        status = None if dest.same_content(m) else _conflict_rule(dest.content_ids(), target)
-        if not same_owner(dest.owner, tenant_id):  # another project's image
-            if status is None:
+            status = PENDING_UPLOAD
+        elif dest.same_content(m):
+            status = None
+            if not same_owner(dest.owner, tenant_id):
                 status = OK  # the same content; another project's image is never changed
-            elif status in CONTENT_STATUSES:
-                status = ERROR_CHECKSUM
-                problems[name] = (
-                    f"the copy {dest.id} belongs to project {dest.owner}: glancesync never "
-                    "changes another project's image"
+            elif not refs[name]:
+                plan = _metadata_plan(m, dest, metadata_set, refs[name])
+                if plan is not None:
+                    plans.append(plan)
+                    continue
+        else:
+            status = _conflict_rule(dest.content_ids(), target)
+            if not same_owner(dest.owner, tenant_id):  # another project's image
+                if status in CONTENT_STATUSES:
+                    status = ERROR_CHECKSUM
+                    problems[len(plans)] = (
+                        f"the copy {dest.id} belongs to project {dest.owner}: glancesync "
+                        "never changes another project's image"
+                    )
+            elif status == PENDING_REPLACE and dest.protected:
+                status = ERROR_PROTECTED
+                problems[len(plans)] = (
+                    f"the copy {dest.id} to replace is protected: unprotect it (openstack "
+                    f"image set --unprotected {dest.id}) or list its checksum in rename"
                 )
-        elif status == PENDING_REPLACE and dest.protected:
-            status = ERROR_PROTECTED
-            problems[name] = (
-                f"the copy {dest.id} to replace is protected: unprotect it "
-                f"(openstack image set --unprotected {dest.id}) or list its checksum in rename"
-            )
-        content[name] = status
-    refs = facts.refs
+        content[len(plans)] = name, m, status
+        plans.append(None)
     # An image that cannot be uploaded (error_ami) cannot be referenced either: repeat
     # until no new one appears (AMI chains are one or two levels deep in practice).
     blocked: set[str] = set()
     while True:
-        pending = {n for n, s in content.items() if s in CONTENT_STATUSES} - blocked
-        in_place = {name: image for name, image in matched.items() if name not in pending}
-        dest_ids = {name: image.id for name, image in in_place.items()}
-        plans = [
-            _image_plan(
+        pending = {n for n, _, s in content.values() if s in CONTENT_STATUSES} - blocked
+        in_place = {n: image for n, image in matched.items() if n not in pending}
+        dest_ids = {n: image.id for n, image in in_place.items()}
+        newly = set()
+        for index, (name, m, status) in content.items():
+            plan = _image_plan(
                 m,
-                content[name],
+                status,
                 matched.get(name),
                 refs[name],
                 in_place,
                 pending,
                 dest_ids,
-                target.metadata_set,
-                problems.get(name, "") if problems else "",
+                metadata_set,
+                problems.get(index, ""),
             )
-            for name, m in selected.items()
-        ]  # in the order of selected: by size, then name
-        newly = {p.name for p in plans if p.status == ERROR_AMI and p.name in pending}
+            plans[index] = plan
+            if plan.status == ERROR_AMI and name in pending:
+                newly.add(name)
         if not newly:
             break
         blocked |= newly
+    plans = cast(list[ImagePlan], plans)  # every one planned
     if not is_master:
         _flag_stuck_duplicates(plans, duplicates, target)
 
@@ -330,19 +345,6 @@ def _image_plan(
     problem: str = "",
 ) -> ImagePlan:
     """The final status of one image, once its content status (or None: same) is known."""
-    if status is None and not refs:
-        assert dest is not None
-        present = dest.properties
-        if "kernel_id" not in present and "ramdisk_id" not in present:
-            # Same content, no AMI reference on either side (nearly every image): only the
-            # metadata decides, as it does on the general path below in that case. The
-            # same properties and visibility need no change, whatever metadata_set says.
-            if present == master.properties and dest.visibility == master.visibility:
-                changes = {}
-            else:
-                changes = metadata_changes(master, dest, metadata_set, None)
-            status = PENDING_METADATA if changes else OK
-            return ImagePlan(status, master, dest, refs, changes, problem)
     changes: MetadataChanges = {}
     if status in CONTENT_STATUSES:
         if ami.check(None, refs, in_place, pending) == ami.MISSING:
@@ -358,6 +360,22 @@ def _image_plan(
     if status == ERROR_AMI:
         problem = "; ".join(ami.problems(master, refs, in_place, pending))
     return ImagePlan(str(status), master, dest, refs, changes, problem)
+
+
+def _metadata_plan(
+    master: Image, dest: Image, metadata_set: frozenset[str], refs: dict[str, str | None]
+) -> ImagePlan | None:
+    """The plan of a copy of ours with the master's content when neither has AMI
+    references (``refs`` empty): its metadata alone decides. None when the copy has
+    kernel_id/ramdisk_id properties (_image_plan decides)."""
+    present = dest.properties
+    if "kernel_id" in present or "ramdisk_id" in present:
+        return None
+    # The same properties and visibility need no change, whatever metadata_set says.
+    if present == master.properties and dest.visibility == master.visibility:
+        return ImagePlan(OK, master, dest, refs, {})
+    changes = metadata_changes(master, dest, metadata_set, None)
+    return ImagePlan(PENDING_METADATA if changes else OK, master, dest, refs, changes)
 
 
 def match_destination(
