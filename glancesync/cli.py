@@ -28,7 +28,7 @@ from glancesync.exceptions import (
     Interrupted,
 )
 from glancesync.facade.base import Facade
-from glancesync.interrupt import stop_on_signals
+from glancesync.interrupt import signals_deferred, stop_on_signals
 from glancesync.runner import RegionRef, Runner
 from glancesync.status import RegionStatus
 
@@ -301,7 +301,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.format == "json":
             statuses: list[RegionStatus] = []
             pending, code = runner.status(refs, statuses.append)
-            sys.stdout.write(report.dumps(status_document(statuses, pending)))
+            text = report.dumps(status_document(statuses, pending))
+            with signals_deferred():
+                sys.stdout.write(text)
+                sys.stdout.flush()
         else:
             pending, code = runner.status(refs, write_status_lines)
         if args.detailed_exitcode and pending and code != EXIT_REGION_FAILED:
@@ -417,7 +420,10 @@ def write_status_lines(region: RegionStatus) -> None:
     if _NEEDS_QUOTES.search("|".join(images)):
         images = [_csv_field(image) for image in images]
     lines = zip(region.statuses, images, strict=True)
-    sys.stdout.write("".join([f"{status},{name},{image}\n" for status, image in lines]))
+    text = "".join([f"{status},{name},{image}\n" for status, image in lines])
+    with signals_deferred():  # an interruption stops the status between two regions
+        sys.stdout.write(text)
+        sys.stdout.flush()
 
 
 def _csv_field(text: str) -> str:

@@ -45,6 +45,18 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(sig, old)
 
 
+@contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Within this block (main thread), the signals above wait; they are delivered, and
+    under stop_on_signals raise, right after it. For output that must be written whole
+    (a region's status lines), even to a reader that is slow to read it."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class StopToken:
     """Carries an interruption from the main thread to the threads of a run.
 

@@ -195,9 +195,9 @@ def plan_region(
             if not same_owner(dest.owner, tenant_id):
                 status = OK  # the same content; another project's image is never changed
             elif not refs[name]:
-                plan = _metadata_plan(m, dest, metadata_set, refs[name])
-                if plan is not None:
-                    plans.append(plan)
+                decided = _metadata_plan(m, dest, metadata_set, refs[name])
+                if decided is not None:
+                    plans.append(decided)
                     continue
         else:
             status = _conflict_rule(dest.content_ids(), target)
@@ -225,7 +225,7 @@ def plan_region(
         dest_ids = {n: image.id for n, image in in_place.items()}
         newly = set()
         for index, (name, m, status) in content.items():
-            plan = _image_plan(
+            plans[index] = decided = _image_plan(
                 m,
                 status,
                 matched.get(name),
@@ -236,8 +236,7 @@ def plan_region(
                 metadata_set,
                 problems.get(index, ""),
             )
-            plans[index] = plan
-            if plan.status == ERROR_AMI and name in pending:
+            if decided.status == ERROR_AMI and name in pending:
                 newly.add(name)
         if not newly:
             break

@@ -164,6 +164,18 @@ def in_session(sid: int) -> list[int]:
     return [p for p, fields in processes() if int(fields[3]) == sid and fields[0] != "Z"]
 
 
+def assert_whole_regions(out: str, images: int = 20_000) -> None:
+    """``out`` holds the status lines of the first regions (of status_with_workers'), each
+    one whole: a status prints every region as soon as it is planned, in region order."""
+    lines = out.splitlines(keepends=True)
+    regions = [line.split(",")[1] for line in lines[::images]]
+    assert regions == [f"Region{r:02d}" for r in range(len(regions))]
+    for n, region in enumerate(regions):
+        shown = lines[n * images : (n + 1) * images]
+        assert len(shown) == images
+        assert all(line.split(",")[1] == region and line.endswith("\n") for line in shown)
+
+
 def status_with_workers(tmp_path: Path, act: Callable[[int, list[int]], None]) -> tuple[
     subprocess.Popen, str, str
 ]:
@@ -205,7 +217,7 @@ def test_an_interrupted_status_stops_its_workers(
     assert proc.returncode == code, err
     assert "interrupted" in err
     assert "Traceback" not in err
-    assert out == ""  # no half status
+    assert_whole_regions(out)  # the regions planned before it, if any, and nothing else
     deadline = time.monotonic() + 10
     while in_session(proc.pid):  # the workers go with the run
         assert time.monotonic() < deadline, f"workers left running: {in_session(proc.pid)}"
@@ -221,4 +233,34 @@ def test_a_killed_worker_fails_the_status_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1, err
     assert "ERROR:a status worker process was killed by SIGKILL" in err
     assert "Traceback" not in err
-    assert out == ""
+    assert_whole_regions(out)
+
+
+@needs_two_cpus
+def test_each_region_is_printed_as_soon_as_it_is_planned(tmp_path: Path) -> None:
+    """The first region's lines come while the others are still being planned. Stopped
+    then, while it waits for a reader that reads nothing more, the status finishes writing
+    that region: it has printed whole regions, not all of them."""
+    config, regions = big_offline_dir(tmp_path, regions=8, images=20_000)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
+    cmd = glancesync_command() + [
+        "--config-file", str(config), "--offline", str(regions), "--show-status",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        first = os.read(proc.stdout.fileno(), 100)  # (the first region is being printed)
+        assert first and proc.poll() is None, "the status ended before printing anything"
+        os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 143, err
+    out = first.decode() + out
+    assert_whole_regions(out)
+    assert 20_000 <= len(out.splitlines()) < 8 * 20_000

@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from glancesync.exceptions import Interrupted
-from glancesync.interrupt import stop_on_signals
+from glancesync.interrupt import signals_deferred, stop_on_signals
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,16 @@ def test_a_second_signal_during_the_clean_up_is_only_logged(caplog):
                 cleaned = True
     assert cleaned
     assert "SIGINT received: already stopping, cleaning up first" in caplog.text
+
+
+def test_a_signal_during_a_deferred_block_is_raised_right_after_it():
+    done = []
+    with pytest.raises(Interrupted) as info:
+        with stop_on_signals():
+            with signals_deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.sigtimedwait([], 0)
+                done.append("the whole block")
+            done.append("after it")  # not reached
+    assert (info.value.exit_code, done) == (143, ["the whole block"])
+    assert signal.SIGTERM not in signal.pthread_sigmask(signal.SIG_BLOCK, [])  # unblocked
