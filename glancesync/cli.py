@@ -301,10 +301,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.format == "json":
             statuses: list[RegionStatus] = []
             pending, code = runner.status(refs, statuses.append)
-            text = report.dumps(status_document(statuses, pending))
-            with signals_deferred():
-                sys.stdout.write(text)
-                sys.stdout.flush()
+            _write_whole(report.dumps(status_document(statuses, pending)))
         else:
             pending, code = runner.status(refs, write_status_lines)
         if args.detailed_exitcode and pending and code != EXIT_REGION_FAILED:
@@ -420,8 +417,13 @@ def write_status_lines(region: RegionStatus) -> None:
     if _NEEDS_QUOTES.search("|".join(images)):
         images = [_csv_field(image) for image in images]
     lines = zip(region.statuses, images, strict=True)
-    text = "".join([f"{status},{name},{image}\n" for status, image in lines])
-    with signals_deferred():  # an interruption stops the status between two regions
+    _write_whole("".join([f"{status},{name},{image}\n" for status, image in lines]))
+
+
+def _write_whole(text: str) -> None:
+    """Write ``text`` to stdout whole: an interruption waits until it is written (a
+    status stops between two regions), even by a reader slow to read it."""
+    with signals_deferred():
         sys.stdout.write(text)
         sys.stdout.flush()
 
