@@ -14,9 +14,7 @@ is a leftover once it is older than ``FOREIGN_HOST_GRACE`` (that host's run may 
 from __future__ import annotations
 
 import os
-import socket
 import time
-import uuid
 from dataclasses import dataclass, field
 
 MARKER = "glancesync_run"
@@ -28,8 +26,8 @@ _live_runs: set[str] = set()  # ids of the runs under way in this process
 
 @dataclass(frozen=True)
 class RunId:
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    host: str = field(default_factory=socket.gethostname)
+    id: str = field(default_factory=lambda: os.urandom(16).hex())  # 32 random hex digits
+    host: str = field(default_factory=lambda: os.uname().nodename)  # (= gethostname)
     pid: int = field(default_factory=os.getpid)
     started: int = field(default_factory=lambda: int(time.time()))
 
@@ -72,7 +70,7 @@ def is_leftover(properties: dict[str, str], now: float | None = None) -> bool:
         return True  # a marker we cannot read: never a live run of ours
     if run.id in _live_runs:
         return False
-    if run.host == socket.gethostname():
+    if run.host == os.uname().nodename:
         return run.pid == os.getpid() or not _pid_alive(run.pid)
     return (now if now is not None else time.time()) - run.started > FOREIGN_HOST_GRACE
 
