@@ -186,13 +186,13 @@ def _records(path: str, text: str) -> Iterator[Record]:
     if not lines[-1]:
         lines.pop()  # the text ends with a line end
     limit = csv.field_size_limit()  # (no field of a shorter line can go beyond it)
-    tails, seen, probing = _TAILS, 0, True
+    tails, seen, probing, first = _TAILS, 0, True, not _TAILS
     n, count = 0, len(lines)
     while n < count:
         if probing and n >= _PROBE:
             probing = False
             if seen < _PROBE // 2:
-                yield from _csv_records(path, _lines_from(lines, n, text), lines, n)
+                yield from _csv_records(path, _lines_from(lines, n, text), lines, n, first)
                 return
         line = lines[n]
         n += 1
@@ -227,27 +227,41 @@ def _records(path: str, text: str) -> Iterator[Record]:
 
 
 def _csv_records(
-    path: str, source: Iterable[str], lines: list[str] | None, skipped: int = 0
+    path: str,
+    source: Iterable[str],
+    lines: list[str] | None,
+    skipped: int = 0,
+    first: bool = False,
 ) -> Iterator[Record]:
     """csv's records of ``source``: the text's ``lines`` after the first ``skipped``
-    ones (or the text's lines, ``lines`` None: then the cache is not used)."""
+    ones (or the text's lines, ``lines`` None: then the cache is not used). The cache is
+    filled from the first file read (``first``: the copies read next are compared with
+    it); from another file only while some of its lines are found there (copies with
+    other owners or properties than anything read before: caching them only costs)."""
     reader = csv.reader(source, dialect="excel")
     start = skipped + 1  # where the next record starts
+    filling, found = lines is not None, first
     try:
         for row in reader:
             end = skipped + reader.line_num  # its last line
             tail = None
             # A record of one line, not the last (there, a quoted field may end with the
             # text: read in the middle of a file, the same line would go on).
-            if lines is not None and end == start < len(lines) and len(row) > 3 and row[2].strip():
+            if filling and end == start < len(lines) and len(row) > 3 and row[2].strip():
                 line = lines[start - 1]
                 # The first three fields' text is their value when it holds no quote.
                 offset = len(row[0]) + len(row[1]) + len(row[2]) + 3
                 if '"' not in line[:offset]:
                     key = line[offset:-1] if line.endswith("\r") else line[offset:]
-                    tail = _TAILS.get(key) or _converted(key, row[3:])
+                    tail = _TAILS.get(key)
+                    if tail is None:
+                        tail = _converted(key, row[3:])
+                    else:
+                        found = True
             yield start, row, tail
             start = end + 1
+            if not found and start > skipped + _PROBE:
+                filling = False
     except csv.Error as exc:
         raise BadInput(f"{path}, line {start}: not valid CSV: {exc}") from exc
 

@@ -315,6 +315,13 @@ def test_fields_read_once_are_shared_by_later_lines(monkeypatch: pytest.MonkeyPa
     assert all(a is b for a, b in zip(first, again, strict=True))
     assert tails(1100)[:100] == first[100:]  # half seen, half new
     assert len(glancesync.backup._TAILS) == 300
+    # A file of other copies (none of its lines seen): after its first lines, csv reads
+    # it without caching (filling the cache with what nothing shares only costs).
+    others = tails(5000)
+    probe = glancesync.backup._PROBE
+    assert all(tail is not None for tail in others[: 2 * probe])
+    assert all(tail is None for tail in others[2 * probe :])
+    assert len(glancesync.backup._TAILS) == 300 + 2 * probe
 
 
 def test_the_shared_fields_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
