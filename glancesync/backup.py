@@ -110,8 +110,8 @@ def read_backup_rows(
     rewrite it unchanged; none with ``keep_rows=False``)."""
     images: dict[str, Image] = {}
     rows: dict[str, list[str]] = {}
-    first_line: dict[str, int] = {}
     from_fields, from_csv_row = Image.from_fields, Image.from_csv_row
+    text = _read_text(path)
     # Reading makes several objects per row and no reference cycle, but each of them
     # counts toward the cyclic collector's thresholds: with many big files in memory its
     # full passes over the ever larger heap took half the reading time. It is paused for
@@ -119,7 +119,7 @@ def read_backup_rows(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for line, fields, tail in _records(path, _read_text(path)):
+        for line, fields, tail in _records(path, text):
             if tail is not None:
                 image = from_fields(fields[0] if region is None else region, fields[1],
                                     fields[2], tail[1])  # fmt: skip
@@ -134,15 +134,14 @@ def read_backup_rows(
                 except ValueError as exc:
                     raise BadInput(f"{path}, line {line}: {exc}") from exc
             image_id = image.id
-            if image_id in images:
+            if images.setdefault(image_id, image) is not image:
+                first = next(n for n, f, _ in _records(path, text) if f[2:3] == [image_id])
                 raise BadInput(
                     f"{path}, line {line}: duplicate image id {image_id!r} "
-                    f"(first on line {first_line[image_id]})"
+                    f"(first on line {first})"
                 )
-            images[image_id] = image
             if keep_rows:
                 rows[image_id] = row
-            first_line[image_id] = line
     finally:
         if collecting:
             gc.enable()
