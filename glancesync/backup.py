@@ -204,8 +204,7 @@ def _records(path: str, text: str) -> Iterator[Record]:
             and '"' not in parts[2]
             and len(line) <= limit
         ):
-            rest = parts[3]
-            key = rest[:-1] if rest.endswith("\r") else rest
+            key = parts[3]  # (with the "\r" of a "\r\n" line end: it ends csv's line too)
             tail = tails.get(key)
             if tail is not None:
                 seen += 1
@@ -251,7 +250,7 @@ def _csv_records(
                 # The first three fields' text is their value when it holds no quote.
                 offset = len(row[0]) + len(row[1]) + len(row[2]) + 3
                 if '"' not in line[:offset]:
-                    key = line[offset:-1] if line.endswith("\r") else line[offset:]
+                    key = line[offset:]
                     tail = _TAILS.get(key)
                     if tail is None:
                         tail = _converted(key, row[3:])
@@ -276,8 +275,6 @@ def _line_tail(text: str) -> Tail | None:
     """Fields 4-17 of a one-line record from their text (after the third comma). None
     when csv would read past the line (a quoted field goes on) or they are malformed:
     csv reads that record and the caller reports it."""
-    if not text:
-        return None  # (after a comma: one empty field; csv alone would read none)
     reader = csv.reader((text, ""), dialect="excel")
     try:
         fields = next(reader)
