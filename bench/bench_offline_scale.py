@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,10 +69,11 @@ def main() -> int:
 
 def report(what: str, runs: list[tuple[float, float]], goal: float) -> None:
     wall, cpu = min(runs)
+    median = statistics.median(w for w, _ in runs)
     all_runs = ", ".join(f"{w:.2f}" for w, _ in runs)
-    print(f"{what}:\n  wall {wall:6.2f} s (best of {len(runs)}: {all_runs}), CPU {cpu:6.2f} s"
-          f"   goal < {goal} s; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs",
-          flush=True)
+    print(f"{what}:\n  wall {wall:6.2f} s best, {median:.2f} s median (of {len(runs)}: "
+          f"{all_runs}), CPU {cpu:6.2f} s   goal < {goal} s; load {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} CPUs", flush=True)
 
 
 def row(region: str, n: int, nid: int) -> list[str]:
