@@ -176,11 +176,12 @@ def assert_whole_regions(out: str, images: int = 20_000) -> None:
         assert all(line.split(",")[1] == region and line.endswith("\n") for line in shown)
 
 
-def status_with_workers(tmp_path: Path, act: Callable[[int, list[int]], None]) -> tuple[
-    subprocess.Popen, str, str
-]:
-    """Start a big offline status in its own session; once its two workers run,
-    ``act(its pid, the workers' pids)``; its output when it has ended."""
+def status_with_workers(
+    tmp_path: Path, act: Callable[[int, list[int]], None], printed: bool = False
+) -> tuple[subprocess.Popen, str, str]:
+    """Start a big offline status in its own session; once its two workers run (once it
+    has printed something, with ``printed``), ``act(its pid, the workers' pids)``; its
+    output when it has ended."""
     config, regions = big_offline_dir(tmp_path, regions=8, images=20_000)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
     cmd = glancesync_command() + [
@@ -190,7 +191,12 @@ def status_with_workers(tmp_path: Path, act: Callable[[int, list[int]], None]) -
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )  # fmt: skip
+    first = b""
     try:
+        if printed:
+            assert proc.stdout is not None
+            first = os.read(proc.stdout.fileno(), 100)  # (then it reads nothing more)
+            assert first and proc.poll() is None, "the status ended before printing anything"
         deadline = time.monotonic() + 60
         while len(workers := children_of(proc.pid)) < 2:  # the workers are planning
             assert proc.poll() is None, proc.communicate()
@@ -202,7 +208,7 @@ def status_with_workers(tmp_path: Path, act: Callable[[int, list[int]], None]) -
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return proc, out, err
+    return proc, first.decode() + out, err
 
 
 @needs_two_cpus
@@ -241,26 +247,9 @@ def test_each_region_is_printed_as_soon_as_it_is_planned(tmp_path: Path) -> None
     """The first region's lines come while the others are still being planned. Stopped
     then, while it waits for a reader that reads nothing more, the status finishes writing
     that region: it has printed whole regions, not all of them."""
-    config, regions = big_offline_dir(tmp_path, regions=8, images=20_000)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OS_", "GLANCESYNC_"))}
-    cmd = glancesync_command() + [
-        "--config-file", str(config), "--offline", str(regions), "--show-status",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert proc.stdout is not None
-        first = os.read(proc.stdout.fileno(), 100)  # (the first region is being printed)
-        assert first and proc.poll() is None, "the status ended before printing anything"
-        os.killpg(proc.pid, signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    proc, out, err = status_with_workers(
+        tmp_path, lambda pid, _workers: os.killpg(pid, signal.SIGTERM), printed=True
+    )
     assert proc.returncode == 143, err
-    out = first.decode() + out
     assert_whole_regions(out)
     assert 20_000 <= len(out.splitlines()) < 8 * 20_000
