@@ -174,7 +174,7 @@ def _records(path: str, text: str) -> Iterator[Record]:
     A file is read line by line, each line split at its first three commas and looked up
     (most lines of a copy's file were seen before), or, when most of its first lines were
     not seen before (the first file read, or copies with other owners or properties), by
-    csv, which is then faster, filling the cache as it goes.
+    csv, which is then faster (see _csv_records for what it caches).
     """
     if "\x00" in text or _LONE_CR.search(text):
         # A lone CR ends a line for csv, and a NUL is an error: csv reads such a file
