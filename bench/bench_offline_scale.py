@@ -125,6 +125,7 @@ def bench_status(
     stale = set(range(0, args.images, 10))
     for r in range(args.regions):
         write_region(regions, f"Region{r:02d}", args.images, stale)
+    os.sync()  # the files just written go to disk now, not during the timed run
     elapsed, output = run_cli(directory, "--show-status", one_cpu=one_cpu)
     lines = [ln for ln in output.splitlines() if ln.startswith(("ok,", "pending_"))]
     expected = args.images * args.regions
@@ -141,6 +142,7 @@ def bench_updates(directory: Path, args: argparse.Namespace) -> tuple[float, flo
     step = args.region_images / max(args.updates, 1)
     stale = {int(i * step) for i in range(args.updates)}
     write_region(regions, "Target", args.region_images, stale)
+    os.sync()
     elapsed, output = run_cli(directory, "Target")
     done = output.count("Updating the metadata of image")
     _, after = run_cli(directory, "--show-status", "Target")
