@@ -46,13 +46,14 @@ def stop_on_signals() -> Iterator[None]:
 
 
 @contextmanager
-def signals_deferred() -> Iterator[None]:
+def signals_deferred() -> Iterator[set[signal.Signals]]:
     """Within this block (main thread), the signals above wait; they are delivered, and
     under stop_on_signals raise, right after it. For output that must be written whole
-    (a region's status lines), even to a reader that is slow to read it."""
+    (a region's status lines), even to a reader that is slow to read it, and for forks
+    (a child sets its own handling first). Gives the signal mask as it was before."""
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
     try:
-        yield
+        yield previous
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 

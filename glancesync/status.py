@@ -29,6 +29,7 @@ from operator import attrgetter
 from typing import Any, NamedTuple, TypeVar
 
 from glancesync.exceptions import FacadeError, GlanceSyncError
+from glancesync.interrupt import signals_deferred
 from glancesync.plan import RegionPlan
 
 T = TypeVar("T")
@@ -115,7 +116,6 @@ def can_fork() -> bool:
     return hasattr(os, "fork") and threading.active_count() == 1
 
 
-WORKER_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 _INDEX = struct.Struct("!I")  # 4 bytes: read from a pipe in one piece, by one worker
 _HEADER = struct.Struct("!QI")  # a result: the length of its pickle, its item's index
 
@@ -135,25 +135,25 @@ def in_processes(
     os.write(todo_write, b"".join(_INDEX.pack(n) for n in range(len(items))))
     os.close(todo_write)  # once they are taken, a worker reads the end: it is done
     workers: list[tuple[int, int]] = []  # (pid, read end of its results pipe)
-    # Signals wait until a worker has set its own handling (inherited, the parent's
-    # handler would raise in it); the parent gets them right after the forks.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, WORKER_SIGNALS)
     try:
-        for _n in range(processes):
-            read_end, write_end = os.pipe()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover (runs in the worker; its exit code is checked)
-                os.close(read_end)
-                for _pid, other in workers:
-                    os.close(other)
-                _serve(compute, items, todo_read, write_end, blocked)
-            os.close(write_end)
-            workers.append((pid, read_end))
+        # Signals wait until a worker has set its own handling (inherited, the parent's
+        # handler would raise in it); the parent gets them right after the forks.
+        with signals_deferred() as mask:
+            for _n in range(processes):
+                read_end, write_end = os.pipe()
+                pid = os.fork()
+                if pid == 0:  # pragma: no cover (in the worker; its exit code is checked)
+                    os.close(read_end)
+                    for _pid, other in workers:
+                        os.close(other)
+                    _serve(compute, items, todo_read, write_end, mask)
+                os.close(write_end)
+                workers.append((pid, read_end))
+    except BaseException:  # a fork failed, or a signal came meanwhile
+        _stop(workers)
+        raise
     finally:
         os.close(todo_read)
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        if len(workers) < processes:  # a fork failed: stop the ones started
-            _stop(workers)
     try:
         yield from _collect(workers, len(items))
     finally:

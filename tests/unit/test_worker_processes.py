@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from glancesync.exceptions import BadInput, FacadeError, GlanceSyncError
+from glancesync.exceptions import BadInput, FacadeError, GlanceSyncError, Interrupted
+from glancesync.interrupt import stop_on_signals
 from glancesync.status import in_processes
 
 log = logging.getLogger("glancesync")
@@ -115,3 +116,23 @@ def _children() -> set[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid():
                 found.add(int(entry))
     return found
+
+
+def test_workers_are_stopped_when_a_signal_comes_while_they_are_forked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Signals wait while the workers are forked; one that came meanwhile is delivered
+    # right after, before any result: the workers go with it too.
+    before = _children()
+    fork = os.fork
+
+    def fork_then_signal() -> int:
+        pid = fork()
+        if pid:  # in the parent: Ctrl-C while the forks are under way
+            os.kill(os.getpid(), signal.SIGINT)
+        return pid
+
+    monkeypatch.setattr(os, "fork", fork_then_signal)
+    with pytest.raises(Interrupted), stop_on_signals():
+        next(in_processes(sleepy, [1, 2], 2))
+    assert not _children() - before
