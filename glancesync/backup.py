@@ -123,14 +123,12 @@ def read_backup_rows(
             if tail is not None:
                 image = from_fields(fields[0] if region is None else region, fields[1],
                                     fields[2], tail[1])  # fmt: skip
-                row = [fields[0], fields[1], fields[2], *tail[0]] if keep_rows else fields
             else:
-                row = fields
-                if len(row) < 9 or not row[2].strip():  # (a row with an id is not blank)
-                    if not "".join(row).strip():
+                if len(fields) < 9 or not fields[2].strip():  # (a row with an id is not blank)
+                    if not "".join(fields).strip():
                         continue  # blank lines were skipped by the old tool too
                 try:
-                    image = from_csv_row(row, region)
+                    image = from_csv_row(fields, region)
                 except ValueError as exc:
                     raise BadInput(f"{path}, line {line}: {exc}") from exc
             image_id = image.id
@@ -141,7 +139,7 @@ def read_backup_rows(
                     f"(first on line {first})"
                 )
             if keep_rows:
-                rows[image_id] = row
+                rows[image_id] = fields if tail is None else [*fields[:3], *tail[0]]
     finally:
         if collecting:
             gc.enable()
